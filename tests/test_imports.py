@@ -1,0 +1,68 @@
+"""The kiosk has neither torch nor tensorrt: the runtime and every `--help` must work without them."""
+
+from __future__ import annotations
+
+import pkgutil
+import subprocess
+import sys
+
+import pytest
+
+import cpgait
+
+BLOCK = """
+import sys
+class _Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("torch", "tensorrt"):
+            raise ImportError(f"{name} is blocked in this test")
+        return None
+sys.meta_path.insert(0, _Block())
+"""
+
+
+def _run_blocked(code: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", BLOCK + code], capture_output=True, text=True, timeout=120)
+
+
+RUNTIME_MODULES = sorted(
+    m.name for m in pkgutil.iter_modules(__import__("cpgait.runtime").runtime.__path__, "cpgait.runtime.")
+)
+CALIBRATION_MODULES = sorted(
+    m.name for m in pkgutil.iter_modules(__import__("cpgait.calibration").calibration.__path__, "cpgait.calibration.")
+)
+
+
+@pytest.mark.parametrize("module", ["cpgait.runtime", *RUNTIME_MODULES, *CALIBRATION_MODULES])
+def test_module_imports_without_torch_or_tensorrt(module: str) -> None:
+    result = _run_blocked(f"import {module}")
+    assert result.returncode == 0, result.stderr
+
+
+def test_blocker_really_blocks_torch() -> None:
+    result = _run_blocked("import torch")
+    assert result.returncode != 0 and "blocked" in result.stderr
+
+
+def _commands(app_path: str) -> list[str]:
+    module, attr = app_path.split(":")
+    app = getattr(__import__(module, fromlist=[attr]), attr)
+    return sorted(c.name or c.callback.__name__.replace("_", "-") for c in app.registered_commands)
+
+
+@pytest.mark.parametrize(
+    "entry,command",
+    [("cpgait.cli", None)]
+    + [("cpgait.cli", c) for c in _commands("cpgait.cli:app")]
+    + [("cpgait.bench.cli", None)]
+    + [("cpgait.bench.cli", c) for c in _commands("cpgait.bench.cli:app")],
+)
+def test_every_help_runs_without_torch_or_tensorrt(entry: str, command: str | None) -> None:
+    args = [command, "--help"] if command else ["--help"]
+    result = _run_blocked(f"import sys; sys.argv = ['x', *{args!r}]; from {entry} import main; main()")
+    assert result.returncode == 0, result.stderr
+    assert "Usage" in result.stdout
+
+
+def test_version_is_exposed() -> None:
+    assert cpgait.__version__
