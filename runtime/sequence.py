@@ -136,3 +136,5 @@ class KeypointSequence:
             raise CpgaitError(f"{path}: missing field {exc.args[0]!r}") from None
         except CpgaitError as exc:
             raise CpgaitError(f"{path}: {exc}") from None
+        except (TypeError, ValueError) as exc:  # e.g. a text label, an image size of three numbers
+            raise CpgaitError(f"{path}: a field has the wrong type or size ({exc}); see the format table") from None
