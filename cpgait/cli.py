@@ -179,7 +179,7 @@ def calibrate(
     model: str = typer.Argument(..., help="The FP32 ONNX model (from `cpgait export`)."),
     data: str = typer.Option(..., "--data", help="Sequence files (folder or CSV manifest) to calibrate on."),
     out: str = typer.Option(..., "-o", "--out", help="The INT8 Q/DQ ONNX to write (model.int8.onnx)."),
-    method: str = typer.Option("minmax", "--method", help="Range calibration: minmax, entropy or percentile."),
+    method: str = typer.Option("percentile", "--method", help="Range calibration: percentile, minmax or entropy."),
     windows: int = typer.Option(500, "--windows", help="Calibration windows, stratified by class."),
     min_windows: int = typer.Option(100, "--min-windows", help="Refuse to calibrate on fewer windows than this."),
     keep_float: str = typer.Option("attention,head", "--keep-float",

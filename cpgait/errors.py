@@ -14,3 +14,19 @@ def refuse_overwrite(path: "object", overwrite: bool) -> None:
     p = Path(str(path))
     if p.exists() and not overwrite:
         raise CpgaitError(f"{p}: already exists; pass --overwrite to replace it")
+
+
+def require_writable(path: "object", overwrite: bool) -> "object":
+    """Refuse an existing output without `overwrite` and a folder that cannot be written, before any work is done."""
+    from pathlib import Path
+
+    p = Path(str(path))
+    refuse_overwrite(p, overwrite)
+    probe = p.with_name(p.name + ".probe")
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise CpgaitError(f"{p}: cannot write there ({exc.strerror or exc})") from None
+    return p

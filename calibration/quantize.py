@@ -1,0 +1,183 @@
+"""Post-training INT8 quantization to a Q/DQ ONNX that ONNX Runtime runs with INT8 kernels and TensorRT builds as INT8.
+
+Recipe (ONNX Runtime `quantize_static` after its shape-inference pre-processing): QDQ format, int8 activations and
+weights, symmetric (zero point 0), per-channel weights on the output-channel axis, biases left in float (TensorRT
+builds int8 Q/DQ only; an int32 bias DQ is not in its explicit-quantization rules). Only the compute-heavy ops are
+quantized (Conv, MatMul, Gemm), so Softmax, LayerNormalization, BatchNormalization, the residual Adds and the
+pooling always run in float. Two further groups can be kept in float:
+
+| category    | nodes                                                                                  |
+|-------------|----------------------------------------------------------------------------------------|
+| `attention` | MatMuls of two activations (query x key, softmax x value): their ranges move with the data |
+| `head`      | the Gemm/MatMul nodes of the classifier head (after the last Concat/ReduceMean)        |
+
+What stays in float by default (`DEFAULT_KEEP_FLOAT`) was decided by measuring the accuracy gate on the reference
+model (see the README); every choice is recorded in the output's metadata.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from cpgait.calibration.windows import WindowSet
+from cpgait.errors import CpgaitError
+
+METHODS = ("minmax", "entropy", "percentile")
+KEEP_FLOAT_CATEGORIES = ("attention", "head")
+DEFAULT_KEEP_FLOAT = ("attention", "head")
+QUANTIZED_OPS = ("Conv", "MatMul", "Gemm")
+QUANT_METADATA_KEY = "cpgait.quantization"
+
+
+class WindowReader:
+    """ONNX Runtime `CalibrationDataReader` over a window set: `get_next()` yields feeds, then None.
+
+    Batches all have one size (the largest divisor of the window count up to `max_batch`): the histogram
+    calibrators (entropy, percentile) stack every batch's activations and fail on a shorter last batch.
+    """
+
+    def __init__(self, windows: WindowSet, max_batch: int = 32) -> None:
+        self.windows = windows
+        self.batch = max(d for d in range(1, max_batch + 1) if len(windows) % d == 0)
+        self.rewind()
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        return next(self._iter, None)
+
+    def rewind(self) -> None:
+        self._iter = iter(self.windows.batches(self.batch))
+
+    def __len__(self) -> int:
+        return -(-len(self.windows) // self.batch)
+
+
+def float_nodes(model: "object", keep_float: tuple[str, ...]) -> list[str]:
+    """Names of the nodes kept in float for the chosen categories (see the module docstring)."""
+    unknown = sorted(set(keep_float) - set(KEEP_FLOAT_CATEGORIES))
+    if unknown:
+        raise CpgaitError(f"keep-float {', '.join(unknown)}; expected some of {', '.join(KEEP_FLOAT_CATEGORIES)}")
+    nodes = list(model.graph.node)
+    constants = {i.name for i in model.graph.initializer}
+    constants |= {n.output[0] for n in nodes if n.op_type == "Constant"}
+    keep: list[str] = []
+    if "attention" in keep_float:
+        keep.extend(n.name for n in nodes if n.op_type == "MatMul" and not constants.intersection(n.input))
+    if "head" in keep_float:
+        last_pool = max((i for i, n in enumerate(nodes) if n.op_type in ("Concat", "ReduceMean")), default=-1)
+        keep.extend(n.name for n in nodes[last_pool + 1:] if n.op_type in ("Gemm", "MatMul"))
+    return sorted(set(keep))
+
+
+@dataclass(frozen=True)
+class QuantizeSettings:
+    method: str = "percentile"
+    keep_float: tuple[str, ...] = DEFAULT_KEEP_FLOAT
+    per_channel: bool = True
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise CpgaitError(f"--method {self.method!r}; expected one of {', '.join(METHODS)}")
+
+
+def quantize(model_path: str | Path, windows: WindowSet, settings: QuantizeSettings = QuantizeSettings()) -> "object":
+    """Quantize the FP32 ONNX at `model_path` on `windows`; returns the Q/DQ `ModelProto` (not yet written)."""
+    import onnx
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    from cpgait.calibration.qdq_rules import check_qdq_model
+
+    source = onnx.load(str(model_path))
+    if any(n.op_type == "QuantizeLinear" for n in source.graph.node):
+        raise CpgaitError(f"{model_path}: already quantized; calibrate the FP32 model")
+    method = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
+              "percentile": CalibrationMethod.Percentile}[settings.method]
+    with tempfile.TemporaryDirectory(prefix="cpgait-quant-") as tmp:
+        pre, out = Path(tmp) / "pre.onnx", Path(tmp) / "int8.onnx"
+        quant_pre_process(str(model_path), str(pre), skip_symbolic_shape=True)
+        prepared = onnx.load(str(pre))
+        excluded = float_nodes(prepared, settings.keep_float)
+        quantize_static(
+            str(pre), str(out), WindowReader(windows),
+            quant_format=QuantFormat.QDQ, activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+            per_channel=settings.per_channel, calibrate_method=method, op_types_to_quantize=list(QUANTIZED_OPS),
+            nodes_to_exclude=excluded,
+            extra_options={"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False,
+                           "CalibTensorRangeSymmetric": True},
+        )
+        qdq = onnx.load(str(out))
+    for prop in source.metadata_props:  # the contract travels with the quantized file
+        if prop.key not in {p.key for p in qdq.metadata_props}:
+            entry = qdq.metadata_props.add()
+            entry.key, entry.value = prop.key, prop.value
+    entry = qdq.metadata_props.add()
+    entry.key = QUANT_METADATA_KEY
+    entry.value = json.dumps({"method": settings.method, "windows": len(windows), "origin": windows.origin,
+                              "keep_float": list(settings.keep_float), "float_nodes": excluded,
+                              "per_channel": settings.per_channel})
+    report = check_qdq_model(qdq)
+    if not report.ok:
+        raise CpgaitError("the quantized model breaks TensorRT's Q/DQ rules: " + "; ".join(report.violations[:5]))
+    return qdq
+
+
+DEFAULT_WINDOWS = 500
+MIN_WINDOWS = 100
+
+
+@dataclass(frozen=True)
+class CalibrationResult:
+    """What `calibrate` did: the output (None when the gate failed), the gate report and the calibration set."""
+
+    path: Path | None
+    gate: "object"
+    calibration_origin: str
+    float_nodes: tuple[str, ...]
+
+
+def calibrate(
+    model_path: str | Path,
+    data: str | Path,
+    out: str | Path,
+    settings: QuantizeSettings = QuantizeSettings(),
+    windows: int = DEFAULT_WINDOWS,
+    minimum: int = MIN_WINDOWS,
+    thresholds: "object" = None,
+    overwrite: bool = False,
+) -> CalibrationResult:
+    """`cpgait calibrate`: quantize on stratified windows from `data`, gate INT8 against FP32 on all of `data`'s
+    windows, and move the INT8 file into place only when the gate passes (a failing model is never written, so
+    nothing downstream can pick it up)."""
+    import onnx
+
+    from cpgait.calibration.gate import Thresholds, compare, logits
+    from cpgait.calibration.windows import load_windows
+    from cpgait.errors import require_writable
+    from cpgait.runtime.contract import ModelContract
+    from cpgait.runtime.runners import OnnxRuntimeRunner
+
+    if minimum < 1 or windows < minimum:
+        raise CpgaitError(f"--windows {windows} and minimum {minimum}: expected 1 <= minimum <= windows")
+    out = Path(out)
+    if not out.name.endswith(".onnx"):
+        raise CpgaitError(f"{out}: the output must end in .onnx")
+    require_writable(out, overwrite)
+    contract = ModelContract.from_onnx(model_path)
+    calib = load_windows(data, contract, count=windows, minimum=minimum)
+    qdq = quantize(model_path, calib, settings)
+    held = load_windows(data, contract)
+    report = compare(str(model_path), str(out), logits(OnnxRuntimeRunner(model_path), held),
+                     logits(OnnxRuntimeRunner(qdq.SerializeToString()), held), held, contract.class_names,
+                     thresholds or Thresholds())
+    written = None
+    if report.ok:
+        tmp = out.with_name(out.name + ".part")
+        onnx.save(qdq, str(tmp))
+        written = tmp.replace(out)
+    meta = json.loads(next(p.value for p in qdq.metadata_props if p.key == QUANT_METADATA_KEY))
+    return CalibrationResult(written, report, calib.origin, tuple(meta["float_nodes"]))

@@ -1,0 +1,131 @@
+"""INT8 Q/DQ quantization and `calibrate`: TensorRT rules, ONNX Runtime INT8 kernels, float groups, and errors."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+
+from cpgait.calibration.gate import GateReport
+from cpgait.calibration.qdq_rules import check_qdq_model
+from cpgait.calibration.quantize import (QUANT_METADATA_KEY, QuantizeSettings, calibrate, float_nodes, quantize)
+from cpgait.calibration.windows import load_windows
+from cpgait.errors import CpgaitError
+from cpgait.runtime.contract import METADATA_KEY, ModelContract
+
+
+@pytest.fixture(scope="module")
+def windows(tiny_onnx: Path, synth_data: Path):
+    return load_windows(synth_data, ModelContract.from_onnx(tiny_onnx), count=48)
+
+
+@pytest.mark.parametrize("method", ["minmax", "entropy", "percentile"])
+def test_quantized_model_obeys_tensorrt_rules_and_keeps_the_contract(tiny_onnx: Path, windows, method: str) -> None:
+    qdq = quantize(tiny_onnx, windows, QuantizeSettings(method=method))
+    report = check_qdq_model(qdq)
+    assert report.ok and report.quantize_nodes > 10
+    meta = {p.key: p.value for p in qdq.metadata_props}
+    assert ModelContract.from_json(meta[METADATA_KEY]) == ModelContract.from_onnx(tiny_onnx)
+    assert json.loads(meta[QUANT_METADATA_KEY])["method"] == method
+
+
+def test_onnx_runtime_runs_it_with_int8_kernels(tiny_onnx: Path, windows, tmp_path: Path) -> None:
+    qdq = quantize(tiny_onnx, windows)
+    options = ort.SessionOptions()
+    options.optimized_model_filepath = str(tmp_path / "optimized.onnx")
+    session = ort.InferenceSession(qdq.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    feed = {k: v[:4] for k, v in windows.inputs.items()}
+    got = session.run(["logits"], feed)[0]
+    want = ort.InferenceSession(str(tiny_onnx), providers=["CPUExecutionProvider"]).run(["logits"], feed)[0]
+    assert np.abs(got - want).max() < 0.1
+    ops = {n.op_type for n in onnx.load(str(tmp_path / "optimized.onnx")).graph.node}
+    assert ops & {"QLinearConv", "ConvInteger", "QLinearMatMul", "MatMulInteger"}, ops
+
+
+def test_float_groups_stay_unquantized(tiny_onnx: Path, windows) -> None:
+    qdq = quantize(tiny_onnx, windows, QuantizeSettings(keep_float=("attention", "head")))
+    kept = set(float_nodes(onnx.load(str(tiny_onnx)), ("attention", "head")))
+    assert any("head" in name for name in kept) and any("attends" in name for name in kept)
+    dq_outputs = {n.output[0] for n in qdq.graph.node if n.op_type == "DequantizeLinear"}
+    for node in qdq.graph.node:
+        if node.name in kept:
+            assert not dq_outputs.intersection(node.input), node.name
+    everything = quantize(tiny_onnx, windows, QuantizeSettings(keep_float=()))
+    assert check_qdq_model(everything).quantize_nodes > check_qdq_model(qdq).quantize_nodes
+
+
+@pytest.mark.parametrize(
+    "settings,expected",
+    [
+        (dict(method="kl"), "--method 'kl'"),
+        (dict(keep_float=("softmax",)), "keep-float softmax"),
+    ],
+)
+def test_bad_settings_are_refused(tiny_onnx: Path, windows, settings: dict, expected: str) -> None:
+    with pytest.raises(CpgaitError, match=expected):
+        quantize(tiny_onnx, windows, QuantizeSettings(**settings))
+
+
+def test_calibrate_writes_only_after_the_gate_passes(tiny_onnx: Path, synth_data: Path, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "tiny.int8.onnx"
+    result = calibrate(tiny_onnx, synth_data, out, windows=40, minimum=20)
+    assert result.gate.ok and result.path == out and check_qdq_model(out).ok
+    with pytest.raises(CpgaitError, match="already exists; pass --overwrite"):
+        calibrate(tiny_onnx, synth_data, out, windows=40, minimum=20)
+
+    import cpgait.calibration.gate as gate
+
+    real = gate.compare
+    monkeypatch.setattr(gate, "compare", lambda *a, **k: GateReport(**{**real(*a, **k).__dict__, "agreement": 0.5}))
+    failed = tmp_path / "failed.int8.onnx"
+    result = calibrate(tiny_onnx, synth_data, failed, windows=40, minimum=20)
+    assert not result.gate.ok and result.path is None and not failed.exists()
+
+
+@pytest.mark.parametrize(
+    "case,expected",
+    [
+        ("few", r"found \d+ window\(s\).*at least 100000 are needed"),
+        ("quantized", "already quantized"),
+        ("no-contract", "has no cpgait model contract"),
+        ("unwritable", "cannot write there"),
+    ],
+)
+def test_calibrate_errors(tiny_onnx: Path, synth_data: Path, tmp_path: Path, case: str, expected: str) -> None:
+    model, out, minimum = tiny_onnx, tmp_path / "out.int8.onnx", 20
+    if case == "few":
+        minimum = 100000
+    if case == "quantized":
+        model = tmp_path / "q.onnx"
+        calibrate(tiny_onnx, synth_data, model, windows=30, minimum=20)
+    if case == "no-contract":
+        proto = onnx.load(str(tiny_onnx))
+        del proto.metadata_props[:]
+        model = tmp_path / "bare.onnx"
+        onnx.save(proto, str(model))
+    if case == "unwritable":
+        blocker = tmp_path / "file"
+        blocker.write_text("x")
+        out = blocker / "out.int8.onnx"
+    with pytest.raises(CpgaitError, match=expected):
+        calibrate(model, synth_data, out, windows=max(minimum, 30), minimum=minimum)
+
+
+def test_cli_exits_2_with_one_line(tiny_onnx: Path, synth_data: Path, tmp_path: Path,
+                                   monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    from cpgait.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["cpgait", "calibrate", str(tiny_onnx), "--data", str(synth_data), "-o",
+                                      str(tmp_path / "x.int8.onnx"), "--min-windows", "100000",
+                                      "--windows", "100000"])
+    with pytest.raises(SystemExit) as info:
+        main()
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "at least 100000 are needed" in err and "Traceback" not in err
