@@ -84,6 +84,13 @@ class PoseDetection:
         """The landmark model's region for this person."""
         return alignment_roi(self.keypoints[0], self.keypoints[1])
 
+    def shifted(self, dx: float, dy: float) -> "PoseDetection":
+        """This detection in the whole image, when it was found in a crop whose top-left corner is at (dx, dy)."""
+        x0, y0, x1, y1 = self.box
+        f0, g0, f1, g1 = self.face_box
+        return PoseDetection(self.score, (x0 + dx, y0 + dy, x1 + dx, y1 + dy), (f0 + dx, g0 + dy, f1 + dx, g1 + dy),
+                             (self.keypoints + np.array([dx, dy], dtype=np.float32)).astype(np.float32))
+
 
 def alignment_roi(centre: np.ndarray, scale_point: np.ndarray) -> Roi:
     """MediaPipe's AlignmentPointsRects + RectTransformation: a square around `centre`, rotated so that
