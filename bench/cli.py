@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
+from typing import Optional
 
 import typer
 
@@ -23,6 +25,117 @@ def _root() -> None:
 
 
 # ---- commands ---------------------------------------------------------------------------------------------------
+
+
+@app.command()
+def features(
+    window: int = typer.Option(124, help="Window length T in frames."),
+    fps: float = typer.Option(30.0, help="Frame rate of the stream."),
+    layout: str = typer.Option("coco17", help="Keypoint layout: coco17 or coco17_feet."),
+    frames: int = typer.Option(1000, help="Frames timed after a one-window warm-up."),
+    seed: int = typer.Option(0, help="Seed of the synthetic walk that is streamed."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the report as JSON here."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing JSON report."),
+) -> None:
+    """Per-frame cost of the live gait features (push, push + features, push + inputs, and the batch function
+    for comparison): median/p95/p99 in µs, numpy on one thread pinned to one core, on a synthetic walk."""
+    import os
+
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, "1")  # numpy is not loaded yet: its BLAS starts with one thread
+    from cpgait.bench.features import render, run_features_bench, write_json
+    from cpgait.errors import refuse_overwrite
+
+    if json_out is not None:
+        refuse_overwrite(json_out, overwrite)  # before the run, not after it
+    report = run_features_bench(window, fps, layout, frames, seed)
+    typer.echo(render(report))
+    if json_out is not None:
+        write_json(report, json_out, overwrite)
+
+_ALL_BACKENDS = "torch,ort-cpu,ort-int8,torch-cuda,ort-cuda,ort-cuda-fp16,trt-fp32,trt-fp16,trt-int8"
+_OUT = dict(json_out=typer.Option(None, "--json", help="Write the schema-versioned JSON report here."),
+            md=typer.Option(None, "--md", help="Write the markdown table here."),
+            png=typer.Option(None, "--png", help="Write the PNG (bars + latency CDF) here."),
+            compare=typer.Option(None, "--compare", help="An earlier JSON report: print ratios to it, flag "
+                                                         "regressions."),
+            regression=typer.Option("10%", "--regression", help="Slow-down that counts as a regression (10% or 0.1)."),
+            overwrite=typer.Option(False, "--overwrite", help="Replace existing output files."))
+
+
+@app.command()
+def model(
+    model: str = typer.Argument(None, help="Checkpoint (.pt), ONNX (.onnx) or `reference`; siblings X.pt, X.onnx, "
+                                           "X.int8.onnx, X.fp16.onnx in its folder are found."),
+    backend: str = typer.Option(_ALL_BACKENDS, help="Comma-separated backends; unavailable ones are listed as "
+                                                    "skipped with the reason."),
+    batch: str = typer.Option("1", help="Comma-separated batch sizes, e.g. 1,4,16."),
+    warmup: int = typer.Option(5, help="Untimed calls per backend and batch before timing."),
+    iters: Optional[int] = typer.Option(None, help="Timed calls per backend and batch."),
+    seconds: Optional[float] = typer.Option(None, help="Timed seconds per backend and batch (default 2)."),
+    threads: Optional[str] = typer.Option(None, help="Intra-op threads of every CPU backend, or a list (1,2: "
+                                                     "each CPU backend at each count); default: physical cores."),
+    rounds: int = typer.Option(5, help="Interleaved rounds the budget is split into."),
+    checkpoint: Optional[Path] = typer.Option(None, help="Checkpoint for the PyTorch baseline."),
+    onnx: Optional[Path] = typer.Option(None, help="FP32 ONNX model."),
+    int8: Optional[Path] = typer.Option(None, help="INT8 (Q/DQ) ONNX model."),
+    fp16: Optional[Path] = typer.Option(None, help="FP16 ONNX model (ONNX Runtime CUDA)."),
+    engine_dir: Optional[Path] = typer.Option(None, help="Build / reuse TensorRT engines here (default: a "
+                                                         "temporary folder)."),
+    data: Optional[Path] = typer.Option(None, help="Feed real windows cut from these sequence files (folder or CSV "
+                                                   "manifest) instead of seeded random inputs."),
+    json_out: Optional[Path] = _OUT["json_out"],
+    md: Optional[Path] = _OUT["md"],
+    png: Optional[Path] = _OUT["png"],
+    compare: Optional[Path] = _OUT["compare"],
+    regression: str = _OUT["regression"],
+    overwrite: bool = _OUT["overwrite"],
+) -> None:
+    """Latency p50/p95/p99, throughput and peak memory of one model on every backend, with the speed-up over
+    PyTorch eager of the same checkpoint measured in the same run."""
+    from cpgait.bench.backends import find_model_files, parse_backends
+    from cpgait.bench.model import run_model_bench
+    from cpgait.bench.output import check_outputs, emit
+    from cpgait.bench.timing import Budget, default_threads, parse_ints
+
+    chosen = parse_backends(backend)
+    batches = parse_ints(batch, "--batch")
+    budget = Budget(warmup, iters=iters, seconds=None if iters is not None and seconds is None else seconds or 2.0)
+    files = find_model_files(model, checkpoint=checkpoint, onnx=onnx, int8=int8, fp16=fp16)
+    check_outputs([json_out, md, png], overwrite, compare, regression)
+    counts = parse_ints(threads, "--threads") if threads else [default_threads()]
+    report = run_model_bench(files, chosen, batches, budget, counts, rounds, engine_dir, data,
+                             progress=lambda message: typer.echo(message, err=True))
+    raise typer.Exit(emit(report, json_out, md, png, compare, regression, overwrite))
+
+
+@app.command()
+def pipeline(
+    source: str = typer.Argument(..., help="Video file, camera index, RTSP/HTTP URL or GStreamer pipeline."),
+    model: str = typer.Option(..., "--model", help="The ONNX classifier (or `reference`)."),
+    pose: str = typer.Option("blazepose", help="Pose model: blazepose or movenet."),
+    backend: str = typer.Option("ort-cpu", help="Runner for the pose models and the classifier: ort-cpu, ort-cuda "
+                                                "or trt."),
+    live: bool = typer.Option(False, "--live", help="Replay a file paced at its fps through the live reader (frames "
+                                                    "the loop cannot keep up with are dropped)."),
+    frames: Optional[int] = typer.Option(None, help="Stop after this many frames."),
+    json_out: Optional[Path] = _OUT["json_out"],
+    md: Optional[Path] = _OUT["md"],
+    png: Optional[Path] = _OUT["png"],
+    compare: Optional[Path] = _OUT["compare"],
+    regression: str = _OUT["regression"],
+    overwrite: bool = _OUT["overwrite"],
+) -> None:
+    """Per-stage and end-to-end latency, frames/s, dropped frames and CPU use of the live loop, next to the pose
+    model's own throughput bound measured in the same run."""
+    from cpgait.bench.output import check_outputs, emit
+    from cpgait.bench.pipeline import run_pipeline_bench
+
+    check_outputs([json_out, md, png], overwrite, compare, regression)
+    report = run_pipeline_bench(source, model, pose, backend, live, frames,
+                                progress=lambda message: typer.echo(message, err=True))
+    raise typer.Exit(emit(report, json_out, md, png, compare, regression, overwrite))
+
 
 
 def main() -> None:
