@@ -60,12 +60,24 @@ paper-table: $(STAMP)
 	$(BIN)/python scripts/paper_table.py .cache/paper/data .cache/paper --seeds 0,1,2 --top-k 10
 	mkdir -p docs && cp .cache/paper/table.md docs/paper-table.md
 
-# Speed of the reference model on every backend (unavailable ones listed with the reason) and of the live loop on
-# the demo clip, written to bench/results/ (JSON + markdown + PNG; the commands are in bench/results/README.md).
+# Speed of the reference model on every backend (unavailable ones listed with the reason), of the full-width
+# (paper-size, 64..256 channels) architecture, of the live gait features and of the live loop on the demo clip,
+# written to bench/results/ (JSON + markdown + PNG, each naming the command that made it). About 5 minutes.
 BENCH_OUT := bench/results
+WIDE := .cache/wide
 bench: $(STAMP) $(DEMO_CLIP)
+	mkdir -p $(BENCH_OUT)
 	$(BIN)/cpgait-bench model reference --batch 1 --threads 1,2 --seconds 4 --overwrite \
 		--json $(BENCH_OUT)/model-cpu.json --md $(BENCH_OUT)/model-cpu.md --png $(BENCH_OUT)/model-cpu.png
+	rm -rf $(WIDE) && $(BIN)/cpgait synth $(WIDE)/data --n 60 --seed 3
+	$(BIN)/cpgait train $(WIDE)/data --out $(WIDE)/fullwidth.pt --width 1.0 --epochs 1 --stride 62 --device cpu
+	$(BIN)/cpgait export $(WIDE)/fullwidth.pt -o $(WIDE)/fullwidth.onnx --data $(WIDE)/data
+	$(BIN)/cpgait calibrate $(WIDE)/fullwidth.onnx --data $(WIDE)/data -o $(WIDE)/fullwidth.int8.onnx --windows 100 \
+		--min-agreement 0 --max-f1-drop 100
+	$(BIN)/cpgait-bench model $(WIDE)/fullwidth.pt --backend torch,ort-cpu,ort-int8 --batch 1 --threads 1,2 \
+		--seconds 4 --overwrite --json $(BENCH_OUT)/model-fullwidth-cpu.json --md $(BENCH_OUT)/model-fullwidth-cpu.md \
+		--png $(BENCH_OUT)/model-fullwidth-cpu.png
+	$(BIN)/cpgait-bench features --overwrite --json $(BENCH_OUT)/features-cpu.json
 	$(BIN)/cpgait-bench pipeline $(DEMO_CLIP) --model reference --overwrite \
 		--json $(BENCH_OUT)/pipeline-cpu.json --md $(BENCH_OUT)/pipeline-cpu.md --png $(BENCH_OUT)/pipeline-cpu.png
 	$(BIN)/cpgait-bench pipeline $(DEMO_CLIP) --model reference --live --overwrite \

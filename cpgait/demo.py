@@ -5,7 +5,7 @@ and the shipped reference classifier (`runtime/assets/reference.onnx`, trained o
 `cpgait run` headless (BlazePose, ONNX Runtime on the CPU) and writes into a new folder
 `out/demo/run-YYYYmmdd-HHMMSS/` of the repository (never the current directory, never over an earlier run):
 overlay.mp4 (the overlay video), events.jsonl (JSON lines per window + summary) and overlay.png (one overlay
-frame, mid-walk; docs/overlay.png in the README is such a frame). Prints the summary, the measured throughput and
+frame, mid-walk; docs/overlay.jpg in the README is such a frame, re-encoded as JPEG). Prints the summary, the measured throughput and
 where the files went.
 """
 
@@ -19,7 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 CLIP = ROOT / ".cache" / "demo.mp4"
 MODEL = ROOT / "runtime" / "assets" / "reference.onnx"
-SNAPSHOT_S = 5.0  # the overlay frame saved as PNG: the walker mid-way, after the first windows
+SNAPSHOT_S = 6.5  # the overlay frame saved as PNG: the walker mid-way, after the first window (5.9 s)
 
 
 def main(argv: list[str] | None = None) -> int:
