@@ -4,10 +4,10 @@ While no walker is chosen (or the chosen one is lost), the pose model's person d
 and the tracker (`tracker.py`) watches every candidate until one walks. A wide frame (a corridor camera) is looked
 at in overlapping square tiles: letterboxed whole into the detector's small input, a person a few hundred pixels
 tall would shrink to a few dozen and go unseen (on the Sports2D clip the detector finds the walker 30 frames
-earlier this way). the landmark model then starts on that
-person's own detection (not on whichever person the detector likes best). From then on the pose model follows them
-by itself (its next region comes from the current landmarks) and the detector rests; a pose that is not where
-the walker was (the pose model jumped to someone else) counts as losing them. A model without a separate detector
+earlier this way). The landmark model then starts on that person's own detection (not on whichever person the
+detector likes best). From then on the pose model follows them by itself (its next region comes from the current
+landmarks) and the detector rests; a pose that is not where the walker was (the pose model jumped to someone else)
+counts as losing them. A model without a separate detector
 (MoveNet) offers its single whole-frame pose as the only candidate. After `forget_after_s` without the walker the
 tracker chooses anew.
 
