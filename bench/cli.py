@@ -53,6 +53,7 @@ def features(
     if json_out is not None:
         write_json(report, json_out, overwrite)
 
+
 _ALL_BACKENDS = "torch,ort-cpu,ort-int8,torch-cuda,ort-cuda,ort-cuda-fp16,trt-fp32,trt-fp16,trt-int8"
 _OUT = dict(json_out=typer.Option(None, "--json", help="Write the schema-versioned JSON report here."),
             md=typer.Option(None, "--md", help="Write the markdown table here."),
@@ -135,7 +136,6 @@ def pipeline(
     report = run_pipeline_bench(source, model, pose, backend, live, frames,
                                 progress=lambda message: typer.echo(message, err=True))
     raise typer.Exit(emit(report, json_out, md, png, compare, regression, overwrite))
-
 
 
 def main() -> None:

@@ -5,8 +5,8 @@ and the shipped reference classifier (`runtime/assets/reference.onnx`, trained o
 `cpgait run` headless (BlazePose, ONNX Runtime on the CPU) and writes into a new folder
 `out/demo/run-YYYYmmdd-HHMMSS/` of the repository (never the current directory, never over an earlier run):
 overlay.mp4 (the overlay video), events.jsonl (JSON lines per window + summary) and overlay.png (one overlay
-frame, mid-walk; docs/overlay.jpg in the README is such a frame, re-encoded as JPEG). Prints the summary, the measured throughput and
-where the files went.
+frame, mid-walk; docs/overlay.jpg in the README is such a frame, re-encoded as JPEG). Prints the summary, the
+measured throughput and where the files went.
 """
 
 from __future__ import annotations

@@ -9,13 +9,13 @@ Softmax. Only the batch dimension is dynamic; T and the feature counts are fixed
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
 import torch
 from torch import Tensor, nn
 
 from cpgait.errors import CpgaitError
-from cpgait.runtime.contract import STREAMS
+from cpgait.runtime.contract import STREAMS, record_from_dict
 from cpgait.runtime.layouts import COCO17, stgcn_partitions
 
 # ST-GCN (Yan et al. 2018): ten blocks; the first 128- and the first 256-channel block halve the time axis.
@@ -95,16 +95,7 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, data: dict, where: str = "model config") -> "ModelConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise CpgaitError(f"{where}: unknown model config field(s) {', '.join(unknown)}")
-        try:
-            return cls(**data)
-        except TypeError as exc:
-            raise CpgaitError(f"{where}: {exc}") from None
-        except CpgaitError as exc:
-            raise CpgaitError(f"{where}: {exc}") from None
+        return record_from_dict(cls, data, where, "model config")
 
 
 class GraphConv(nn.Module):

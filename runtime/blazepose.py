@@ -270,4 +270,3 @@ class BlazePose:
         times["landmarks"] += (t2 - t1) * 1e3
         times["postprocess"] += (time.perf_counter() - t2) * 1e3
         return result
-

@@ -21,6 +21,17 @@ STREAMS = ("fused", "skeleton", "gait")
 DEFAULT_CLASSES = ("GMFCS I", "GMFCS II", "GMFCS III", "GMFCS IV")
 
 
+def record_from_dict(cls: type, data: dict, where: str, what: str) -> object:
+    """A validated dataclass record from a stored dict; unknown or missing fields and bad values name `where`."""
+    unknown = sorted(set(data) - {f.name for f in fields(cls)})
+    if unknown:
+        raise CpgaitError(f"{where}: unknown {what} field(s) {', '.join(unknown)}")
+    try:
+        return cls(**data)
+    except (TypeError, CpgaitError) as exc:
+        raise CpgaitError(f"{where}: {exc}") from None
+
+
 @dataclass(frozen=True)
 class ModelContract:
     """Preprocessing and output contract of one trained model."""
@@ -68,16 +79,7 @@ class ModelContract:
 
     @classmethod
     def from_dict(cls, data: dict, where: str = "model contract") -> "ModelContract":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise CpgaitError(f"{where}: unknown contract field(s) {', '.join(unknown)}")
-        try:
-            return cls(**data)
-        except TypeError as exc:
-            raise CpgaitError(f"{where}: {exc}") from None
-        except CpgaitError as exc:
-            raise CpgaitError(f"{where}: {exc}") from None
+        return record_from_dict(cls, data, where, "contract")
 
     @classmethod
     def from_json(cls, text: str, where: str = "model contract") -> "ModelContract":

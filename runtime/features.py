@@ -209,6 +209,7 @@ _ANKLES = {
     True: {4: (1, (HEEL_L, TOE_L), (ANKLE_L, KNEE_L)), 5: (1, (HEEL_R, TOE_R), (ANKLE_R, KNEE_R))},  # ang(foot, shank)
 }
 
+
 def _angle_index(feet: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     pairs = sorted({**_PAIRS, **_ANKLES[feet]}.items())
     cols = np.array([c for c, _ in pairs])

@@ -18,7 +18,7 @@ from cpgait.export import onnx_export  # noqa: E402
 from cpgait.export.checkpoint import Checkpoint  # noqa: E402
 from cpgait.export.model import ModelConfig, SeverityModel  # noqa: E402
 from cpgait.export.onnx_export import ParityReport, export_checkpoint, parity  # noqa: E402
-from cpgait.runtime.contract import METADATA_KEY, ModelContract  # noqa: E402
+from cpgait.runtime.contract import ModelContract  # noqa: E402
 
 SERIES, SCALARS = ("knee_flexion_left", "knee_flexion_right"), ("cadence", "speed", "step_time")
 
