@@ -113,8 +113,10 @@ def load_checkpoint(path: str | Path, expect: ModelContract | None = None) -> Ch
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # zip, unpickling and torch errors all mean "not a readable checkpoint"
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
-        raise CpgaitError(f"{path}: not a readable cpgait checkpoint (corrupt or not a torch file: {reason})") from None
+        # torch's weights-only message advises loading with weights_only=False: wrong advice for a user's file
+        reason = exc.__class__.__name__ if "weights_only" in str(exc) else str(exc).strip().split("\n")[0]
+        raise CpgaitError(f"{path}: not a readable cpgait checkpoint (corrupt or not a torch file: "
+                          f"{reason or exc.__class__.__name__})") from None
     if not isinstance(data, dict) or "format" not in data:
         raise CpgaitError(f"{path}: not a cpgait checkpoint (no 'format' entry; expected {CHECKPOINT_FORMAT!r})")
     if data["format"] != CHECKPOINT_FORMAT:

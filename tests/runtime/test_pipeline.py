@@ -254,6 +254,26 @@ def test_pipeline_tracks_the_walker_in_order_and_reports_stage_times(tmp_path: P
     assert all("pose" in r.timings_ns for r in tracked) and any("detector" in r.timings_ns for r in reports)
 
 
+@pytest.mark.parametrize("search_every", [1, 2])
+def test_an_idle_kiosk_searches_every_nth_frame_and_a_lost_walker_every_frame(tmp_path: Path,
+                                                                               search_every: int) -> None:
+    video = _scene_video(tmp_path / "scene.avi", nobody=[*range(0, 12), *range(30, 33)])
+    source = FileSource(video)
+    stage = SubjectPose(FakePose(), source.size, "coco17", search_every=search_every)
+    with source:
+        reports = list(Pipeline(source, stage).reports())
+    searched = ["detector" in r.timings_ns for r in reports]
+    assert searched[:12] == [i % search_every == 0 for i in range(12)]
+    assert [r.subject.status for r in reports[:12]] == [NOBODY] * 12
+    assert [r.subject.status for r in reports[30:33]] == [LOST] * 3 and all(searched[31:34])  # 30: pose failed
+    assert reports[-1].subject.status == TRACKING
+
+
+def test_search_every_must_be_positive() -> None:
+    with pytest.raises(CpgaitError, match="search_every is 0"):
+        SubjectPose(FakePose(), (320, 240), "coco17", search_every=0)
+
+
 def test_a_failing_stage_stops_the_pipeline_with_its_error(tmp_path: Path) -> None:
     video = _scene_video(tmp_path / "scene.avi")
     source = FileSource(video)
