@@ -35,7 +35,7 @@ test: $(STAMP) $(DEMO_CLIP)
 
 # The reference model (SYNTHETIC training data): synth -> train (fused, every gait feature) -> evaluate on its held-out
 # subjects -> Grad-CAM -> ONNX (+ FP16 variant) -> INT8 Q/DQ calibrated on the training set -> gate on a second,
-# held-out synthetic set. Reports go to docs/reference-model/. About 6 minutes on 2 CPU cores.
+# held-out synthetic set. Reports go to docs/reference-model/. About 3 minutes on 2 CPU cores, reproducible bit for bit.
 MODEL_WORK := .cache/model
 MODEL_DOCS := docs/reference-model
 REFERENCE_PT := export/assets/reference.pt
@@ -54,15 +54,15 @@ model: $(STAMP)
 	$(BIN)/cpgait verify $(REFERENCE_PT) runtime/assets/reference.int8.onnx --data $(MODEL_WORK)/heldout \
 		--json $(MODEL_DOCS)/verify-int8.json --overwrite
 
-# The study's ablation on SYNTHETIC data: 3 seeds x (skeleton, gait, fused, fused on Grad-CAM joints); ~40 minutes.
+# The study's ablation on SYNTHETIC data: 3 seeds x (skeleton, gait, fused, fused on Grad-CAM joints); ~20 minutes.
 paper-table: $(STAMP)
 	rm -rf .cache/paper && $(BIN)/cpgait synth .cache/paper/data --n 400 --seed 0
-	$(BIN)/python scripts/paper_table.py .cache/paper/data .cache/paper --seeds 0,1,2 --top-k 10
+	$(BIN)/python scripts/paper_table.py .cache/paper/data .cache/paper --seeds 0,1,2
 	mkdir -p docs && cp .cache/paper/table.md docs/paper-table.md
 
 # Speed of the reference model on every backend (unavailable ones listed with the reason), of the full-width
 # (paper-size, 64..256 channels) architecture, of the live gait features and of the live loop on the demo clip,
-# written to bench/results/ (JSON + markdown + PNG, each naming the command that made it). About 5 minutes.
+# written to bench/results/ (JSON + markdown + PNG, each naming the command that made it). About 2.5 minutes.
 BENCH_OUT := bench/results
 WIDE := .cache/wide
 bench: $(STAMP) $(DEMO_CLIP)
