@@ -237,9 +237,6 @@ def synchronizer(backend: Backend, runner: Runner) -> Callable[[], None] | None:
     """What to call inside the timed region so a sample ends when the device has finished (None on the CPU)."""
     if backend.device == "cpu":
         return None
-    sync = getattr(runner, "synchronize", None)
-    if sync is not None:
-        return sync
     if backend.runtime.startswith("torch"):
         import torch
 

@@ -101,7 +101,8 @@ def model(
 
     chosen = parse_backends(backend)
     batches = parse_ints(batch, "--batch")
-    budget = Budget(warmup, iters=iters, seconds=None if iters is not None and seconds is None else seconds or 2.0)
+    default = None if iters is not None else 2.0  # --iters alone: no time limit; neither: 2 s
+    budget = Budget(warmup, iters=iters, seconds=default if seconds is None else seconds)
     files = find_model_files(model, checkpoint=checkpoint, onnx=onnx, int8=int8, fp16=fp16)
     check_outputs([json_out, md, png], overwrite, compare, regression)
     counts = parse_ints(threads, "--threads") if threads else [default_threads()]

@@ -16,10 +16,12 @@ jobs the CPU time is the better estimate of the cost on an idle core. Statistics
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -33,13 +35,20 @@ FORMAT = "cpgait.bench.features/1"
 SYNTH_LEVEL = 1  # GMFCS II: a typical walker (the cost barely depends on the level)
 
 
-def pin_to_one_core() -> int | None:
-    """Run on one CPU (the lowest the process may use) so the figures are single-core; None where unsupported."""
+@contextlib.contextmanager
+def one_core() -> Iterator[int | None]:
+    """Run the block on one CPU (the lowest the process may use) so the figures are single-core, then give the
+    process its CPUs back; yields the CPU, or None where affinity is unsupported."""
     if not hasattr(os, "sched_setaffinity"):
-        return None
-    cpu = min(os.sched_getaffinity(0))
+        yield None
+        return
+    allowed = os.sched_getaffinity(0)
+    cpu = min(allowed)
     os.sched_setaffinity(0, {cpu})
-    return cpu
+    try:
+        yield cpu
+    finally:
+        os.sched_setaffinity(0, allowed)
 
 
 def stream(layout: str, fps: float, frames: int, seed: int) -> np.ndarray:
@@ -78,26 +87,26 @@ def run_features_bench(window: int, fps: float, layout: str, frames: int, seed: 
     """Time the live form frame by frame over `frames` frames after a `window`-frame warm-up (see module doc)."""
     if frames < 10:
         raise CpgaitError(f"--frames {frames}: expected at least 10 timed frames")
-    cpu = pin_to_one_core()
     load_before = os.getloadavg() if hasattr(os, "getloadavg") else None
     kp = stream(layout, fps, window + frames, seed)
     samples = {name: Samples() for name in ("push", "push + features", "push + inputs", "batch inputs")}
-    for refresh in ("features", "inputs"):
-        live = IncrementalFeatures(layout, fps, window)
-        for frame in kp[:window]:
-            live.push(frame)
+    with one_core() as cpu:
+        for refresh in ("features", "inputs"):
+            live = IncrementalFeatures(layout, fps, window)
+            for frame in kp[:window]:
+                live.push(frame)
+            for t in range(window, len(kp)):
+                push = _timed(lambda: live.push(kp[t]))
+                if refresh == "features":
+                    samples["push"].add(*push)
+                    rest = _timed(live.features)
+                    samples["push + features"].add(push[0] + rest[0], push[1] + rest[1])
+                else:
+                    rest = _timed(lambda: live.inputs(SERIES_NAMES, SCALAR_NAMES))
+                    samples["push + inputs"].add(push[0] + rest[0], push[1] + rest[1])
         for t in range(window, len(kp)):
-            push = _timed(lambda: live.push(kp[t]))
-            if refresh == "features":
-                samples["push"].add(*push)
-                rest = _timed(live.features)
-                samples["push + features"].add(push[0] + rest[0], push[1] + rest[1])
-            else:
-                rest = _timed(lambda: live.inputs(SERIES_NAMES, SCALAR_NAMES))
-                samples["push + inputs"].add(push[0] + rest[0], push[1] + rest[1])
-    for t in range(window, len(kp)):
-        samples["batch inputs"].add(
-            *_timed(lambda: window_inputs(kp[t + 1 - window:t + 1], layout, fps, SERIES_NAMES, SCALAR_NAMES)))
+            samples["batch inputs"].add(
+                *_timed(lambda: window_inputs(kp[t + 1 - window:t + 1], layout, fps, SERIES_NAMES, SCALAR_NAMES)))
 
     def summary(values: list[int]) -> dict:
         s = LatencyStats.from_ns(np.array(values))

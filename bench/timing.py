@@ -7,7 +7,8 @@
   call, so a sample is the time until the result exists, not until the launch returned.
 - Statistics: percentiles, a 10 % trimmed mean and the median absolute deviation are robust to the outliers a shared
   machine produces; the mean and the sample count are reported as well, never hidden.
-- Threads: one fixed count for every backend (`fix_threads`; ONNX Runtime gets it as intra-op threads).
+- Threads: each CPU backend at each count of `--threads` (`fix_threads`; ONNX Runtime gets it per session as
+  intra-op threads).
 """
 
 from __future__ import annotations

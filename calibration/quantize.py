@@ -134,6 +134,8 @@ def quantize(model_path: str | Path, windows: WindowSet, settings: QuantizeSetti
                               "keep_float": list(settings.keep_float), "float_nodes": excluded,
                               "per_channel": settings.per_channel})
     report = check_qdq_model(qdq)
+    if not report.is_qdq:
+        raise CpgaitError(f"{model_path}: nothing was quantized (every Conv/MatMul/Gemm kept in float?)")
     if not report.ok:
         raise CpgaitError("the quantized model breaks TensorRT's Q/DQ rules: " + "; ".join(report.violations[:5]))
     return qdq

@@ -201,4 +201,7 @@ def export_checkpoint(
         return ExportResult(path, report)
     half = to_fp16(proto)
     half_report = parity(model, half, sample, tolerance=FP16_TOLERANCE)
+    if not half_report.ok:
+        raise CpgaitError(f"{checkpoint}: the FP16 variant does not reproduce PyTorch; {half_report.summary()}; "
+                          f"{half_out} was not written ({path} was)")
     return ExportResult(path, report, save_model(half, half_out), half_report)

@@ -9,6 +9,7 @@ is stopped and resumed with `--resume` ends exactly where the uninterrupted run 
 from __future__ import annotations
 
 import copy
+import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -71,13 +72,17 @@ class TrainConfig:
 
 
 def pick_device(device: str) -> torch.device:
-    """`auto` = CUDA when this torch has a GPU, else CPU."""
+    """`auto` = CUDA when this torch has a GPU, else CPU. On CUDA, cuBLAS is made deterministic (its workspace
+    setting must precede the first CUDA call), so that seeded and resumed runs repeat there too."""
     if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        device = "cuda" if torch.cuda.is_available() else "cpu"
     if device not in ("cpu", "cuda"):
         raise CpgaitError(f"--device is {device!r}; expected auto, cpu or cuda")
     if device == "cuda" and not torch.cuda.is_available():
         raise CpgaitError("--device cuda: this torch build sees no CUDA GPU")
+    if device == "cuda":
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.backends.cudnn.benchmark = False
     return torch.device(device)
 
 
@@ -278,12 +283,13 @@ def train(
                 torch.manual_seed(_epoch_seed(config.seed, epoch))
                 inputs = _epoch_inputs(train_set, contract, augment, rng)
                 order = _balanced_order(train_set.labels, rng)
+                lr = optimizer.param_groups[0]["lr"]  # this epoch's rate, before the schedule moves on
                 loss = fit_epoch(model, optimizer, inputs, train_set.labels, order, config.batch_size, dev)
                 scheduler.step()
                 probs = predict(model, val_set.inputs, 4 * config.batch_size, dev)
                 score = macro_f1(confusion_matrix(val_set.labels, probs.argmax(1), len(contract.class_names)))
                 record = {"epoch": epoch + 1, "loss": loss, "val_macro_f1": score,
-                          "lr": optimizer.param_groups[0]["lr"]}
+                          "lr": lr}
                 state["history"].append(record)
                 state["epoch"] = epoch + 1
                 if score > state["best_score"]:

@@ -202,11 +202,12 @@ def read_sidecar(engine_path: str | Path) -> tuple[EngineKey, dict]:
     if not side.is_file():
         raise CpgaitError(f"{engine_path}: no side-car {side.name}; build engines with `cpgait build`")
     try:
-        data = json.loads(side.read_text())
-        if data.get("format") != ENGINE_FORMAT:
-            raise CpgaitError(f"{side}: format {data.get('format')!r}; expected {ENGINE_FORMAT!r}")
+        data = json.loads(side.read_text(encoding="utf-8"))
+        if not isinstance(data, dict) or data.get("format") != ENGINE_FORMAT:
+            found = data.get("format") if isinstance(data, dict) else type(data).__name__
+            raise CpgaitError(f"{side}: format {found!r}; expected {ENGINE_FORMAT!r}")
         return EngineKey.from_dict(data["key"]), data["contract"]
-    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError, OSError) as exc:
         raise CpgaitError(f"{side}: not a cpgait engine side-car ({exc})") from None
 
 
@@ -226,7 +227,10 @@ def current_device() -> DeviceInfo:
 
     trt = import_tensorrt()
     cudart = cuda_runtime()
-    props = cuda_check(cudart.cudaGetDeviceProperties(0))
+    try:
+        props = cuda_check(cudart.cudaGetDeviceProperties(0))
+    except RuntimeError as exc:  # no GPU, no driver, or a driver too old for this CUDA
+        raise CpgaitError(f"no usable CUDA device for TensorRT ({exc})") from None
     name = props.name.decode() if isinstance(props.name, bytes) else str(props.name)
     return DeviceInfo(str(trt.__version__), name.strip("\x00 "), f"{props.major}.{props.minor}")
 

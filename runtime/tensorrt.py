@@ -82,10 +82,13 @@ class TensorRTRunner(Runner):
         self.contract: dict | None = None
 
     def _activate(self) -> None:
-        from cpgait.runtime.engine import Profile, build_engine, import_tensorrt, load_engine, read_sidecar
+        from cpgait.runtime.engine import (
+            Profile, build_engine, import_tensorrt, load_engine, model_kind, read_sidecar,
+        )
 
-        if self.model.suffix == ".onnx":
-            self.engine_path = build_engine(self.model, self.precision or "fp32", self.profile or Profile(1, 1, 8),
+        if self.model.suffix == ".onnx":  # the file decides the precision unless one is asked for
+            precision = self.precision or {"qdq": "int8", "fp16": "fp16", "fp32": "fp32"}[model_kind(self.model)]
+            self.engine_path = build_engine(self.model, precision, self.profile or Profile(1, 1, 8),
                                             self.cache_dir or self.model.parent / "engines")
         else:
             self.engine_path = self.model

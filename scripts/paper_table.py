@@ -66,8 +66,14 @@ def run_seed(data: Path, out: Path, seed: int, args: argparse.Namespace) -> dict
     return reports
 
 
-def mean_std(values: list[float]) -> str:
-    return f"{np.mean(values):.3f} ± {np.std(values, ddof=1) if len(values) > 1 else 0.0:.3f}"
+def mean_std(values: list[float | None]) -> str:
+    """Mean ± sample std of the defined values (kappa and F1 are None when a test split makes them undefined)."""
+    defined = [v for v in values if v is not None]
+    if not defined:
+        return "n/a"
+    spread = np.std(defined, ddof=1) if len(defined) > 1 else 0.0
+    note = "" if len(defined) == len(values) else f" (n = {len(defined)})"
+    return f"{np.mean(defined):.3f} ± {spread:.3f}{note}"
 
 
 def table(results: dict[int, dict[str, dict]], args: argparse.Namespace) -> str:

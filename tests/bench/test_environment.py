@@ -53,5 +53,6 @@ def test_peak_memory_sees_a_short_lived_allocation() -> None:
         block = np.ones(200 * 2**20 // 8)  # 200 MiB, touched, then freed inside the window
         del block
     assert meter.result.growth_mb < 50  # freed again
-    if meter.result.scope == "window":  # Linux: the peak was reset at the start of the window
-        assert meter.result.peak_mb >= before.result.peak_mb + 150
+    if meter.result.scope != "window":
+        pytest.skip("this platform cannot reset the peak RSS at the start of a window")
+    assert meter.result.peak_mb >= before.result.peak_mb + 150

@@ -99,6 +99,14 @@ def test_failed_parity_writes_nothing(tiny, tmp_path: Path, monkeypatch: pytest.
     assert not out.exists()
 
 
+def test_a_failing_fp16_variant_is_not_written(tiny, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ckpt, _, _ = tiny
+    monkeypatch.setattr(onnx_export, "FP16_TOLERANCE", 0.0)  # FP16 always differs a little from FP32
+    with pytest.raises(CpgaitError, match=r"FP16 variant does not reproduce.*m\.fp16\.onnx was not written"):
+        export_checkpoint(ckpt, tmp_path / "m.onnx", fp16=True)
+    assert not (tmp_path / "m.fp16.onnx").exists()
+
+
 @pytest.mark.parametrize(
     "case,expected",
     [

@@ -156,9 +156,10 @@ def test_sidecar_round_trip_and_refusal_on_another_device(tmp_path: Path) -> Non
 @pytest.mark.parametrize(
     "sidecar,expected",
     [
-        (None, "no side-car m.plan.json|no side-car"),
+        (None, r"no side-car m\.json"),
         ("{not json", "not a cpgait engine side-car"),
         ('{"format": "other/1"}', "format 'other/1'"),
+        ("[1, 2]", "format 'list'"),
         ('{"format": "cpgait.engine/1", "key": {}}', "not a cpgait engine side-car"),
     ],
 )
