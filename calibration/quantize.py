@@ -53,9 +53,6 @@ class WindowReader:
     def rewind(self) -> None:
         self._iter = iter(self.windows.batches(self.batch))
 
-    def __len__(self) -> int:
-        return -(-len(self.windows) // self.batch)
-
 
 def float_nodes(model: "object", keep_float: tuple[str, ...]) -> list[str]:
     """Names of the nodes kept in float for the chosen categories (see the module docstring)."""

@@ -120,15 +120,17 @@ def run_command(
     paced: bool = typer.Option(False, "--paced", help="Replay a file at its fps as if live (newest frame only)."),
     stride: int = typer.Option(None, "--stride", min=1, help="Classify every S model frames (default T/4)."),
     max_frames: int = typer.Option(None, "--max-frames", min=1, help="Stop a file after this many frames."),
+    record: str = typer.Option(None, "--record", help="Save the raw keypoints of every classified window in this "
+                               "folder (sequence files, size-bounded) to calibrate INT8 on this site's own data."),
 ) -> None:
     """Camera or video -> pose -> walking subject -> gait features -> severity estimate, live."""
     from cpgait.runtime.pipeline import RunOptions, format_summary, run_live
 
     options = RunOptions(source, model, pose, backend, pose_backend, show, out, events, overwrite, paced, stride,
-                         max_frames)
+                         max_frames, record)
     summary, contract = run_live(options)
     typer.echo(format_summary(summary, contract, source))
-    for what, path in (("overlay", out), ("events", events)):
+    for what, path in (("overlay", out), ("events", events), ("recorded windows", record)):
         if path:
             typer.echo(f"{what}: {path}")
 

@@ -50,8 +50,14 @@ def _demo(args: argparse.Namespace) -> int:
         raise CpgaitError(f"{args.clip}: demo clip missing; `make .cache/demo.mp4` fetches it (sports2d wheel)")
     if not args.model.is_file():
         raise CpgaitError(f"{args.model}: reference model missing; `make model` trains and exports it")
-    run_dir = args.out_dir / time.strftime("run-%Y%m%d-%H%M%S")
-    run_dir.mkdir(parents=True, exist_ok=False)
+    stamp = time.strftime("run-%Y%m%d-%H%M%S")
+    run_dir = args.out_dir / stamp
+    for n in range(2, 100):  # two demos started in the same second get folders of their own
+        try:
+            run_dir.mkdir(parents=True, exist_ok=False)
+            break
+        except FileExistsError:
+            run_dir = args.out_dir / f"{stamp}-{n}"
     snapshot = run_dir / "overlay.png"
     options = RunOptions(source=str(args.clip), model=str(args.model), pose=args.pose,
                          out=str(run_dir / "overlay.mp4"), events=str(run_dir / "events.jsonl"))
@@ -64,8 +70,11 @@ def _demo(args: argparse.Namespace) -> int:
           f"{args.model.name} (ONNX Runtime, CPU)")
     summary, contract = run_live(options, on_report=save_snapshot)
     print(format_summary(summary, contract, str(args.clip)))
+    clip = cv2.VideoCapture(str(args.clip))
+    fps = clip.get(cv2.CAP_PROP_FPS)
+    clip.release()
     print(f"throughput: {summary.fps:.1f} frames/s end to end on this machine, overlay video encoding included "
-          f"(the clip is {summary.frames} frames at 30 fps)")
+          f"(the clip is {summary.frames} frames at {fps:.3g} fps)")
     print(f"overlay video: {options.out}")
     print(f"events:        {options.events}")
     if snapshot.exists():

@@ -118,7 +118,7 @@ class SourceSpec:
             return cls("camera", int(text))
         if re.fullmatch(r"/dev/video\d+", text):
             return cls("camera", int(text[len("/dev/video"):]))
-        if "!" in text:
+        if "!" in text and not Path(text).is_file():  # "walk!.mp4" is a file, not a pipeline
             return cls("gstreamer", text)
         scheme = text.split("://", 1)[0].lower() if "://" in text else ""
         if scheme in URL_SCHEMES:
@@ -147,17 +147,15 @@ class Reader(Protocol):
 class _CvReader:
     """cv2.VideoCapture behind the Reader protocol."""
 
-    def __init__(self, capture: "object", what: str, is_file: bool) -> None:
+    def __init__(self, capture: "object", is_file: bool) -> None:
         import cv2
 
         self._cap = capture
-        self.what = what
         self.is_file = is_file
         self.finished = False
         fps = float(capture.get(cv2.CAP_PROP_FPS) or 0.0)
         self.fps = fps if np.isfinite(fps) and 0 < fps < 1000 else (DEFAULT_FILE_FPS if is_file else 0.0)
         self.size = (int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)))
-        self.frame_count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0) if is_file else 0
 
     def read(self) -> np.ndarray | None:
         ok, image = self._cap.read()
@@ -198,7 +196,7 @@ def open_reader(spec: SourceSpec) -> _CvReader:
         hint = {"camera": " (no such camera, or it is in use)", "file": " (not a video OpenCV can decode)",
                 "url": " (unreachable, or not a video stream)", "gstreamer": " (the pipeline did not start)"}[spec.kind]
         raise CpgaitError(f"{what}: could not be opened{hint}")
-    return _CvReader(cap, what, is_file=spec.kind == "file")
+    return _CvReader(cap, is_file=spec.kind == "file")
 
 
 class VideoSource(abc.ABC):
@@ -239,11 +237,11 @@ class FileSource(VideoSource):
         self._reader = open_reader(SourceSpec("file", str(path)))
         self.fps = self._reader.fps
         self.size = self._reader.size
-        self.frame_count = self._reader.frame_count
         self.max_frames = max_frames
         self._queue: queue.Queue = queue.Queue(maxsize=max(1, prefetch))
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._failure: Exception | None = None
 
     def _decode(self) -> None:
         index = 0
@@ -263,6 +261,8 @@ class FileSource(VideoSource):
                     except queue.Full:
                         continue
                 index += 1
+        except Exception as exc:  # a decoder or driver error must not look like the end of the file
+            self._failure = exc
         finally:
             self._put_end()
 
@@ -291,6 +291,9 @@ class FileSource(VideoSource):
                 break
             self.stats.frames_delivered += 1
             yield item
+        if self._failure is not None:
+            raise CpgaitError(f"{self.name}: reading failed after {self.stats.frames_read} frame(s): "
+                              f"{self._failure}") from None
         if self.stats.frames_read == 0:
             raise CpgaitError(f"{self.name}: no frame could be decoded (corrupt file or unsupported codec)")
 
@@ -359,6 +362,7 @@ class LiveSource(VideoSource):
         self.fps = float(self._reader.fps)
         self.size = tuple(self._reader.size)
         self._cond = threading.Condition()
+        self._failure: Exception | None = None
         self._latest: Frame | None = None
         self._ended = False
         self._stop = threading.Event()
@@ -416,6 +420,8 @@ class LiveSource(VideoSource):
                 decode = now - t0 - getattr(self._reader, "last_wait_ns", 0)
                 self._publish(Frame(index, time.monotonic() - self._t0, image, now, decode))
                 index += 1
+        except Exception as exc:  # a driver error must not look like the end of the stream
+            self._failure = exc
         finally:
             self._publish(None)
 
@@ -439,6 +445,9 @@ class LiveSource(VideoSource):
         while True:
             frame = self.read(last)
             if frame is None:
+                if self._failure is not None:
+                    raise CpgaitError(f"{self.name}: reading failed after {self.stats.frames_read} frame(s): "
+                                      f"{self._failure}") from None
                 return
             self.stats.frames_skipped += frame.index - last - 1
             self.stats.frames_delivered += 1

@@ -131,7 +131,6 @@ class OverlayVideo:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.fps = float(fps) if fps and fps > 0 else 30.0
         self._writer: cv2.VideoWriter | None = None
-        self.frames = 0
 
     def write(self, image: np.ndarray) -> None:
         """Add one frame, scaled to at most `MAX_WIDTH` pixels wide."""
@@ -142,7 +141,6 @@ class OverlayVideo:
             if not self._writer.isOpened():
                 raise CpgaitError(f"{self.path}: OpenCV could not open a video writer there")
         self._writer.write(image)
-        self.frames += 1
 
     def close(self) -> None:
         if self._writer is not None:
@@ -158,7 +156,6 @@ class EventLog:
         refuse_overwrite(self.path, overwrite)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._file: TextIO | None = self.path.open("w", encoding="utf-8")
-        self.lines = 0
 
     def write(self, event: dict) -> None:
         if "type" not in event:
@@ -167,7 +164,6 @@ class EventLog:
             raise RuntimeError(f"{self.path}: event log already closed")
         self._file.write(json.dumps(event, allow_nan=False, separators=(",", ":")) + "\n")
         self._file.flush()
-        self.lines += 1
 
     def close(self) -> None:
         if self._file is not None:

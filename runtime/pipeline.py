@@ -144,8 +144,10 @@ class Pipeline:
     """
 
     def __init__(self, source: VideoSource, stage: SubjectPose, session: GaitSession | None = None,
-                 queue_size: int = QUEUE_SIZE, timing_capacity: int = TIMING_CAPACITY) -> None:
+                 queue_size: int = QUEUE_SIZE, timing_capacity: int = TIMING_CAPACITY,
+                 recorder: Callable[[np.ndarray], object] | None = None) -> None:
         self.source = source
+        self.recorder = recorder  # sees the raw keypoints [T, V, 3] of every classified window
         self.stage = stage
         self.session = session
         self.convert = (layout_converter(stage.layout, session.contract, f"pose layout {stage.layout}")
@@ -175,16 +177,18 @@ class Pipeline:
         return False
 
     def _end(self, q: queue.Queue, item: object) -> None:
-        """Deliver the end marker (or a failure) even when stopping, dropping queued work if it must."""
+        """Deliver the end marker (or a failure): after all queued work at a normal end, and by dropping queued work
+        when stopping (nobody will consume it)."""
         while True:
             try:
                 q.put(item, timeout=0.1)
                 return
             except queue.Full:
-                try:
-                    q.get_nowait()
-                except queue.Empty:
-                    pass
+                if self._stop.is_set():
+                    try:
+                        q.get_nowait()
+                    except queue.Empty:
+                        pass
 
     def _pose_worker(self) -> None:
         end: object = _END
@@ -237,6 +241,8 @@ class Pipeline:
                 if result is not None:
                     window = result
                     self.windows += 1
+                    if self.recorder is not None:
+                        self.recorder(self.session.window_keypoints())
             timings["features"] = time.perf_counter_ns() - t0 - classifier
             timings["classifier"] = classifier
         return FrameReport(sf, window, self.session.estimate(), timings, ended)
@@ -331,6 +337,7 @@ class RunOptions:
     paced: bool = False
     stride: int | None = None
     max_frames: int | None = None
+    record: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("stride", "max_frames"):
@@ -370,7 +377,13 @@ def run_live(options: RunOptions, on_report: Callable[[FrameReport, np.ndarray |
         source.close()
         raise
     overlay = Overlay(contract.class_names, contract.synthetic) if (video or options.show or on_report) else None
-    pipeline = Pipeline(source, SubjectPose(pose, source.size, pose.layout), session)
+    recorder = None
+    if options.record is not None:
+        from cpgait.runtime.recorder import WindowRecorder
+
+        recorder = WindowRecorder(options.record, contract.layout, contract.fps, source.size,
+                                  source=f"recorded by `cpgait run` from {options.source}")
+    pipeline = Pipeline(source, SubjectPose(pose, source.size, pose.layout), session, recorder=recorder)
     last_subject: list[int | None] = [None]
 
     def handle(report: FrameReport) -> None:
@@ -506,26 +519,26 @@ def record_sequence(video: str, pose: "PoseModel", max_frames: int | None = None
     activate_runners(pose)
     source = FileSource(video, max_frames=max_frames)
     pipeline = Pipeline(source, SubjectPose(pose, source.size, pose.layout))
-    frames: list[tuple[int | None, np.ndarray | None]] = []
+    frames: dict[int, tuple[int | None, np.ndarray | None]] = {}  # frame index -> (track, keypoints)
 
     def keep(report: FrameReport) -> None:
         sf = report.subject
         measured = sf.keypoints is not None and sf.status in MEASURED
-        frames.append((sf.subject.track_id if measured else None, sf.keypoints if measured else None))
+        frames[sf.frame.index] = (sf.subject.track_id if measured else None, sf.keypoints if measured else None)
 
     with source:
         summary = pipeline.run(keep)
-    ids = [i for i, _ in frames if i is not None]
+    ids = [i for i, _ in frames.values() if i is not None]
     if not ids:
         seen = ", ".join(f"{k} {v}" for k, v in summary.statuses.items())
         raise CpgaitError(f"{video}: no walking subject found in {summary.frames} frames ({seen})")
     best = max(set(ids), key=ids.count)
-    span = [n for n, (i, _) in enumerate(frames) if i == best]
+    span = sorted(n for n, (i, _) in frames.items() if i == best)
     num_joints = get_layout(pose.layout).num_joints
     kp = np.zeros((span[-1] - span[0] + 1, num_joints, 3), dtype=np.float32)
     kp[..., :2] = np.nan
     for row, n in enumerate(range(span[0], span[-1] + 1)):
-        track, points = frames[n]
+        track, points = frames.get(n, (None, None))
         if track == best:
             kp[row] = points
     sequence = KeypointSequence(

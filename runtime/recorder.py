@@ -8,6 +8,7 @@ stops saving: `full` turns True and calls return None.
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,10 +45,10 @@ class WindowRecorder:
             raise CpgaitError(f"{self.folder}: cannot create the recording folder ({exc.strerror})") from None
         self.layout, self.fps, self.image_size = layout, float(fps), image_size
         self.limits, self.source = limits, source
-        existing = sorted(self.folder.glob(f"{PREFIX}*.npz"))
+        existing = [p for p in self.folder.glob(f"{PREFIX}*.npz") if not p.name.endswith(".part.npz")]
         self.files = len(existing)
         self.bytes = sum(p.stat().st_size for p in existing)
-        self._session = time.strftime("%Y%m%dT%H%M%S")
+        self._session = f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"  # a restart never reuses a name
         self._count = 0
 
     @property

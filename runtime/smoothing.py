@@ -109,10 +109,6 @@ class Resampler:
         self._k = 0
         self._prev: tuple[float, np.ndarray] | None = None
 
-    @property
-    def next_time(self) -> float | None:
-        return None if self._start is None else self._start + self._k / self.fps
-
     def push(self, t: float, keypoints: np.ndarray) -> list[tuple[float, np.ndarray]]:
         """Add one sample; return the output frames (time, `[V, 3]` float32) that are now due, oldest first."""
         kp = np.asarray(keypoints, dtype=np.float32)

@@ -2,10 +2,11 @@
 
 A kiosk assesses one walking child, but a corridor (or the Sports2D demo clip, with a man jumping on a roof) has
 others in view. Every observed person box joins a track (nearest centre, normalised by body height, with a size
-gate). A track's walking speed is the least-squares slope of its box centre's x over the last `history_s` seconds,
-in body heights per second: walking moves a person sideways across a side-view camera, standing, waving or
-jumping on the spot does not. The subject is the eligible track (tall enough, walking) with the best score
-(speed, then size and closeness to the image centre as tie-breakers). Once chosen it is kept while it is seen;
+gate). A track's walking speed is the Theil-Sen slope (median of pairwise slopes, robust to a bad box) of its box
+centre's x over the last `history_s` seconds, in body heights per second: walking moves a person sideways across a
+side-view camera, standing, waving or jumping on the spot does not. The subject is the eligible track (tall
+enough, walking) with the best score: its speed plus smaller bonuses for its size and for being near the image
+centre. Once chosen it is kept while it is seen;
 after `forget_after_s` without it the tracker resets and chooses again.
 """
 

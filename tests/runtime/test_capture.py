@@ -44,12 +44,39 @@ def test_file_source_gives_every_frame_in_order_with_index_timestamps(clip: Path
     assert source.stats.frames_delivered == FRAMES
 
 
-def test_file_source_stops_at_max_frames_and_releases_its_thread(clip: Path) -> None:
-    source = FileSource(clip, prefetch=2, max_frames=5)
+def test_file_source_stops_at_max_frames(clip: Path) -> None:
+    with FileSource(clip, prefetch=2, max_frames=5) as source:
+        assert [f.index for f in source] == list(range(5))
+    with open_source(clip, paced=True, max_frames=5) as source:
+        assert max(f.index for f in source) == 4
+
+
+def test_closing_a_half_read_file_releases_its_thread(clip: Path) -> None:
+    source = FileSource(clip, prefetch=2)
     with source:
         first = next(iter(source))
     assert first.index == 0
-    assert not source._thread.is_alive()  # closing a half-read file unblocks and ends the decoder
+    assert not source._thread.is_alive()  # closing unblocks and ends the decoder
+
+
+def test_a_decoder_failure_is_an_error_not_the_end_of_the_file(clip: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    source = FileSource(clip)
+    real = source._reader.read
+    calls = iter(range(100))
+
+    def failing() -> object:
+        if next(calls) == 3:
+            raise RuntimeError("driver exploded")
+        return real()
+
+    monkeypatch.setattr(source._reader, "read", failing)
+    with source, pytest.raises(CpgaitError, match="reading failed after 3 frame.*driver exploded"):
+        list(source)
+
+
+def test_a_file_named_with_an_exclamation_mark_is_a_file(tmp_path: Path) -> None:
+    path = _write_video(tmp_path / "walk!.avi", fps=FPS)
+    assert SourceSpec.parse(str(path)).kind == "file"
 
 
 def test_paced_file_is_a_live_source_that_ends_at_the_end_of_the_file(tmp_path: Path) -> None:
@@ -60,6 +87,7 @@ def test_paced_file_is_a_live_source_that_ends_at_the_end_of_the_file(tmp_path: 
     assert source.stats.frames_read == FRAMES
     assert [f.index for f in frames] == sorted({f.index for f in frames})
     assert frames[-1].index == FRAMES - 1  # the newest frame is never lost, only older ones are skipped
+    assert frames[-1].timestamp >= 0.8 * (FRAMES - 1) / 100.0  # replayed at its fps, not as fast as it decodes
 
 
 @pytest.mark.parametrize(
@@ -88,7 +116,9 @@ def test_source_strings_are_classified(text: str, kind: str, target: object) -> 
         (lambda tmp: "videotestsrc ! appsink", "GStreamer"),
     ],
 )
-def test_unopenable_sources_raise_an_error_naming_the_source(tmp_path: Path, make_source, message: str) -> None:
+def test_unopenable_sources_raise_an_error_naming_the_source(tmp_path: Path, make_source, message: str,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cv2, "getBuildInformation", lambda: "Video I/O:\n    GStreamer:   NO\n")  # as on PyPI wheels
     with pytest.raises(CpgaitError, match=message.replace("(", r"\(")):
         open_source(make_source(tmp_path))
 

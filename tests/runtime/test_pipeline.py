@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import threading
 from pathlib import Path
 from types import SimpleNamespace
@@ -23,6 +24,7 @@ from cpgait.runtime.pipeline import (
     Pipeline, RunOptions, TimingLog, layout_converter, record_sequence, run_live,
 )
 from cpgait.runtime.pose import PoseResult, keypoint_box
+from cpgait.runtime.sequence import KeypointSequence
 from cpgait.runtime.runners import Runner, TensorSpec
 from cpgait.runtime.session import ESTIMATE, NOT_ENOUGH, GaitSession
 from cpgait.runtime.subject import (
@@ -269,6 +271,16 @@ def test_an_idle_kiosk_searches_every_nth_frame_and_a_lost_walker_every_frame(tm
     assert reports[-1].subject.status == TRACKING
 
 
+def test_a_slow_consumer_still_gets_every_frame_of_a_file(tmp_path: Path) -> None:
+    source = FileSource(_scene_video(tmp_path / "scene.avi"), max_frames=8)
+    indices = []
+    with source:
+        for report in Pipeline(source, SubjectPose(FakePose(), source.size, "coco17"), queue_size=1).reports():
+            time.sleep(0.15)  # slower than the queues' 0.1 s put timeout: the end marker must wait, not drop
+            indices.append(report.subject.frame.index)
+    assert indices == list(range(8))
+
+
 def test_search_every_must_be_positive() -> None:
     with pytest.raises(CpgaitError, match="search_every is 0"):
         SubjectPose(FakePose(), (320, 240), "coco17", search_every=0)
@@ -368,7 +380,7 @@ def test_the_walker_is_tracked_on_the_real_clip_with_a_plausible_cadence(demo_cl
         assert picture is not None and picture.shape == (height, width, 3)
 
     options = RunOptions(str(demo_clip), str(model), events=str(events), out=str(tmp_path / "overlay.mp4"),
-                         stride=15, max_frames=200)
+                         stride=15, max_frames=200, record=str(tmp_path / "recorded"))
     summary, _ = run_live(options, on_report=watch)
 
     # The walker, not the man on the roof (upper left): low in the picture, crossing it right to left.
@@ -391,6 +403,10 @@ def test_the_walker_is_tracked_on_the_real_clip_with_a_plausible_cadence(demo_cl
     assert 90 <= float(np.median(cadences)) <= 120, cadences  # 2-s windows: a single one may miss a step
     assert lines[-1]["session"]["state"] == ESTIMATE and lines[-1]["synthetic_model"] is True
     assert cv2.VideoCapture(str(tmp_path / "overlay.mp4")).get(cv2.CAP_PROP_FRAME_COUNT) == 200
+    recorded = sorted((tmp_path / "recorded").glob("window-*.npz"))  # what a site calibrates INT8 on
+    assert len(recorded) == len(windows)
+    window = KeypointSequence.load(recorded[-1])
+    assert window.keypoints.shape == (60, 21, 3) and window.layout == "coco17_feet" and window.label is None
 
 
 @pytest.mark.parametrize(
