@@ -191,6 +191,17 @@ def import_tensorrt():
     return tensorrt
 
 
+def _contract_json(model_path: Path) -> str:
+    """The model's contract as JSON (validated), or "null" when its metadata holds none."""
+    import onnx
+
+    from cpgait.runtime.contract import METADATA_KEY, ModelContract
+
+    model = onnx.load(str(model_path), load_external_data=False)
+    text = next((p.value for p in model.metadata_props if p.key == METADATA_KEY), None)
+    return "null" if text is None else ModelContract.from_json(text, str(model_path)).to_json()
+
+
 def write_sidecar(path: Path, key: EngineKey, contract_json: str) -> None:
     path.write_text(json.dumps({"format": ENGINE_FORMAT, "key": key.to_dict(),
                                 "contract": json.loads(contract_json)}, indent=2, sort_keys=True))
@@ -244,8 +255,13 @@ def build_engine(
     calib_cache: str | Path | None = None,
     calibration_windows: object = None,
     overwrite: bool = False,
+    require_contract: bool = True,
 ) -> Path:
     """Build (or reuse from `out_dir`) an engine for this device; returns the engine path.
+
+    The model's contract goes into the side-car; without `require_contract` a model that has none (a pose model)
+    gets a side-car with `"contract": null`. Inputs with a fixed batch size (the pose models) are built for that
+    size only; the others get `profile`.
 
     A timing cache (`out_dir/timing.cache`) is read before and written after every build, so rebuilding other
     precisions or profiles on the same device is faster. `calibration_windows` (a WindowSet) feeds the TensorRT 10
@@ -258,7 +274,7 @@ def build_engine(
         raise CpgaitError(f"{model_path}: no such ONNX model file")
     if workspace_mb < 1:
         raise CpgaitError(f"--workspace {workspace_mb} MB; expected at least 1")
-    contract = ModelContract.from_onnx(model_path)
+    contract_json = ModelContract.from_onnx(model_path).to_json() if require_contract else _contract_json(model_path)
     trt = import_tensorrt()
     plan = build_plan(precision, tensorrt_major(trt), model_kind(model_path))
     key = engine_key(file_sha256(model_path), precision, profile, current_device())
@@ -286,8 +302,12 @@ def build_engine(
     opt_profile = builder.create_optimization_profile()
     for i in range(network.num_inputs):
         tensor = network.get_input(i)
-        rest = tuple(tensor.shape)[1:]
-        opt_profile.set_shape(tensor.name, (profile.min, *rest), (profile.opt, *rest), (profile.max, *rest))
+        shape = tuple(tensor.shape)
+        if shape[0] >= 0:  # a fixed batch size: the only shape there is
+            opt_profile.set_shape(tensor.name, shape, shape, shape)
+        else:
+            rest = shape[1:]
+            opt_profile.set_shape(tensor.name, (profile.min, *rest), (profile.opt, *rest), (profile.max, *rest))
     config.add_optimization_profile(opt_profile)
     if plan.needs_calibrator:
         from cpgait.calibration.trt_calibrator import make_entropy_calibrator
@@ -305,7 +325,7 @@ def build_engine(
     if serialized is None:
         raise CpgaitError(f"{model_path}: TensorRT could not build a {precision} engine (see the log above)")
     engine_path.write_bytes(bytes(serialized))
-    write_sidecar(side_path, key, contract.to_json())
+    write_sidecar(side_path, key, contract_json)
     timing_path.write_bytes(bytes(config.get_timing_cache().serialize()))
     return engine_path
 

@@ -228,3 +228,29 @@ def test_build_and_run_an_engine(tmp_path: Path) -> None:
     x = np.ones((3, 2), np.float32)
     with TensorRTRunner(plan) as runner:
         assert np.allclose(runner.infer({"x": x})["y"], x @ np.ones((2, 2), np.float32))
+
+
+def test_the_side_car_contract_is_the_models_or_null_for_a_pose_model() -> None:
+    assets = Path(engine.__file__).parent / "assets"
+    assert engine._contract_json(assets / "movenet_lightning.onnx") == "null"
+    reference = assets / "reference.onnx"
+    assert ModelContract.from_json(engine._contract_json(reference)) == ModelContract.from_onnx(reference)
+
+
+@pytest.mark.parametrize("stem,precision", [("reference", "fp32"), ("reference.fp16", "fp16"),
+                                             ("reference.int8", "int8")])
+def test_the_tensorrt_runner_builds_an_onnx_at_the_files_precision(monkeypatch: pytest.MonkeyPatch, stem: str,
+                                                                   precision: str) -> None:
+    from cpgait.runtime.tensorrt import TensorRTRunner
+
+    asked = {}
+
+    def fake_build(model, precision, profile, out_dir, **options):
+        asked.update(precision=precision, **options)
+        raise CpgaitError("stop here: no TensorRT on this machine")
+
+    monkeypatch.setattr(engine, "build_engine", fake_build)
+    runner = TensorRTRunner(Path(engine.__file__).parent / "assets" / f"{stem}.onnx")
+    with pytest.raises(CpgaitError, match="stop here"):
+        runner.activate()
+    assert asked == {"precision": precision, "require_contract": False}
