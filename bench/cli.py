@@ -104,7 +104,7 @@ def model(
     default = None if iters is not None else 2.0  # --iters alone: no time limit; neither: 2 s
     budget = Budget(warmup, iters=iters, seconds=default if seconds is None else seconds)
     files = find_model_files(model, checkpoint=checkpoint, onnx=onnx, int8=int8, fp16=fp16)
-    check_outputs([json_out, md, png], overwrite, compare, regression)
+    check_outputs([json_out, md, png], overwrite, compare, regression, "model")
     counts = parse_ints(threads, "--threads") if threads else [default_threads()]
     report = run_model_bench(files, chosen, batches, budget, counts, rounds, engine_dir, data,
                              progress=lambda message: typer.echo(message, err=True))
@@ -133,7 +133,7 @@ def pipeline(
     from cpgait.bench.output import check_outputs, emit
     from cpgait.bench.pipeline import run_pipeline_bench
 
-    check_outputs([json_out, md, png], overwrite, compare, regression)
+    check_outputs([json_out, md, png], overwrite, compare, regression, "pipeline")
     report = run_pipeline_bench(source, model, pose, backend, live, frames,
                                 progress=lambda message: typer.echo(message, err=True))
     raise typer.Exit(emit(report, json_out, md, png, compare, regression, overwrite))

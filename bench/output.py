@@ -13,8 +13,10 @@ from cpgait.bench.results import load_report, write_json
 from cpgait.errors import CpgaitError, refuse_overwrite
 
 
-def check_outputs(paths: list[Path | None], overwrite: bool, baseline: Path | None, regression: str) -> None:
-    """Refuse bad output paths and a bad baseline before minutes are spent measuring."""
+def check_outputs(paths: list[Path | None], overwrite: bool, baseline: Path | None, regression: str,
+                  kind: str) -> None:
+    """Refuse bad output paths and a bad baseline (unreadable, or of another `kind` of run) before minutes are spent
+    measuring."""
     given = [p for p in paths if p is not None]
     for path in given:
         refuse_overwrite(path, overwrite)
@@ -23,8 +25,8 @@ def check_outputs(paths: list[Path | None], overwrite: bool, baseline: Path | No
     if len(set(given)) != len(given):
         raise CpgaitError("--json, --md and --png must name different files")
     parse_threshold(regression)
-    if baseline is not None:
-        load_report(baseline)
+    if baseline is not None and load_report(baseline)["kind"] != kind:
+        raise CpgaitError(f"{baseline}: a {load_report(baseline)['kind']} report; --compare needs a {kind} report")
 
 
 def emit(

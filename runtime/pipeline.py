@@ -465,6 +465,7 @@ def summary_json(summary: RunSummary, contract: ModelContract | None) -> dict:
         "live": summary.live,
         "frames_skipped": summary.capture.frames_skipped,
         "reconnects": summary.capture.reconnects,
+        "capture_errors": summary.capture.errors[-10:],
         "windows": summary.windows,
         "subjects": summary.subjects,
         "session": None if est is None else est.to_json(),
@@ -479,9 +480,11 @@ def format_summary(summary: RunSummary, contract: ModelContract | None, source: 
 
     t = summary.timings_ms
     lines = [f"{source}: {summary.frames} frames in {summary.wall_s:.2f} s = {summary.fps:.1f} frames/s"]
-    if summary.capture.frames_skipped or summary.capture.reconnects:
+    if summary.capture.frames_skipped or summary.capture.reconnects or summary.capture.errors:
         lines.append(f"live source: {summary.capture.frames_skipped} frames skipped (newest-frame policy), "
                      f"{summary.capture.reconnects} reconnects")
+    if summary.capture.errors:
+        lines.append(f"source errors: {len(summary.capture.errors)}, the last: {summary.capture.errors[-1]}")
     by_count = sorted(summary.statuses.items(), key=lambda kv: -kv[1])
     lines.append("subject: " + ", ".join(f"{k} {v}" for k, v in by_count))
     stages = [s for s in TimingLog.STAGES if s in t and s != "latency"]

@@ -73,12 +73,16 @@ def test_live_mode_accounts_for_every_source_frame(clip: Path, tmp_path: Path) -
         (["pipeline", "{clip}", "--model", "{model}", "--backend", "tpu"], "--backend 'tpu'"),
         (["pipeline", "{clip}", "--model", "{model}", "--pose", "openpose"], "pose model 'openpose'"),
         (["pipeline", "{clip}", "--model", "{model}", "--frames", "0"], "--frames 0"),
+        (["pipeline", "{clip}", "--model", "{model}", "--compare", "{model_report}"],
+         "a model report; --compare needs a pipeline report"),
     ],
 )
 def test_pipeline_bad_input_exits_2(args: list[str], message: str, clip: Path, tmp_path: Path,
                                     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
     model = _tiny_onnx(tmp_path / "tiny.onnx")
-    monkeypatch.setattr(sys, "argv", ["cpgait-bench", *[a.format(clip=clip, model=model) for a in args]])
+    model_report = Path(__file__).parents[2] / "bench" / "results" / "model-cpu.json"  # the committed one
+    monkeypatch.setattr(sys, "argv", ["cpgait-bench", *[a.format(clip=clip, model=model, model_report=model_report)
+                                                        for a in args]])
     with pytest.raises(SystemExit) as done:
         main()
     out = capsys.readouterr()
