@@ -279,7 +279,9 @@ def build_engine(
     plan = build_plan(precision, tensorrt_major(trt), model_kind(model_path))
     key = engine_key(file_sha256(model_path), precision, profile, current_device())
     engine_path, side_path = engine_paths(out_dir, model_path, key)
-    if engine_path.exists() and side_path.exists() and not overwrite:
+    # TensorRT 10's implicit INT8 also depends on the calibration cache and windows, which the key does not hold:
+    # such a build never reuses an engine
+    if engine_path.exists() and side_path.exists() and not overwrite and not plan.needs_calibrator:
         return engine_path  # the cache hit: same model, precision, profile and device
     out = Path(out_dir)
     try:

@@ -208,8 +208,9 @@ class SubjectPose:
             result = None  # the pose model locked onto someone else
         if result is None:
             self.pose.reset()
-            if subject.seen:  # it was seen a moment ago: mark it unseen now
+            if subject.seen:  # seen a moment ago, or matched by this frame's search: mark it unseen now
                 self.tracker.update(frame.timestamp, np.zeros((0, 4)))
+                self.tracker.unsee()
             status = BAD_OUTPUT if self._bad_output else LOST
             return self._out(frame, status, self.tracker.subject, None, candidates, timings, start)
         kp = result.keypoints

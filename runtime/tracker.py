@@ -180,6 +180,16 @@ class SubjectTracker:
         track.add(float(t), arr[ok][0])
         return self.subject
 
+    def unsee(self) -> None:
+        """Count the subject as not seen at the last update after all (its box matched, but no pose could be
+        measured there): its newest sample is dropped, so the next frame searches for it again."""
+        track = self._track(self._subject_id)
+        if track is None or track.last_seen != self._last_t:
+            return
+        if track.history and track.history[-1][0] == self._last_t:
+            track.history.pop()
+        track.last_seen = track.history[-1][0] if track.history else -np.inf
+
     def _associate(self, t: float, boxes: np.ndarray, usable: np.ndarray) -> None:
         cfg = self.config
         pairs = []

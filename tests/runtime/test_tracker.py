@@ -79,6 +79,17 @@ def test_follow_updates_the_subject_without_association() -> None:
     assert moved.track_id == subject.track_id and moved.box == (100.0, 200.0, 228.0, 520.0)
 
 
+def test_unsee_makes_a_subject_matched_at_this_time_unseen() -> None:
+    tracker = SubjectTracker(SIZE)
+    subject = _run(tracker, 2.0, who=("walker",))[-1]
+    assert subject is not None and subject.seen
+    tracker.unsee()  # its pose could not be measured after all
+    assert not tracker.subject.seen and tracker.subject.track_id == subject.track_id
+    t = 2.0
+    tracker.update(t, np.array([_scene(t, np.random.default_rng(1))["walker"]]))
+    assert tracker.subject.seen and tracker.subject.track_id == subject.track_id  # found again, same person
+
+
 def test_invalid_boxes_are_ignored() -> None:
     tracker = SubjectTracker(SIZE)
     tracker.update(0.0, np.array([[np.nan, 0, 10, 10], [5, 5, 5, 50], [0, 0, 40, 100]]))
