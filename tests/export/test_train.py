@@ -80,8 +80,19 @@ def test_checkpoint_carries_the_contract_and_says_synthetic(checkpoint: Path) ->
     assert contract.series_features == SERIES_NAMES and contract.scalar_features == SCALAR_NAMES
     assert contract.synthetic and "SYNTHETIC" in contract.training_data
     assert {"left_hip", "right_hip", "left_knee", "right_ankle"} <= set(contract.feature_joints)
-    assert set(ckpt.training["split"]) == {"train", "val", "test"}
-    assert not set(ckpt.training["split"]["train"]) & set(ckpt.training["split"]["test"])
+    split = {name: set(subjects) for name, subjects in ckpt.training["split"].items()}
+    assert set(split) == {"train", "val", "test"} and all(split.values())
+    assert not (split["train"] & split["test"] or split["train"] & split["val"] or split["val"] & split["test"])
+
+
+def test_evaluate_on_the_test_split_sees_only_the_held_out_subjects(checkpoint: Path, data: Path) -> None:
+    from cpgait.export.evaluate import evaluate
+    from cpgait.runtime.dataset import Dataset
+
+    held_out = set(load_checkpoint(checkpoint).training["split"]["test"])
+    expected = sum(1 for record in Dataset.from_path(data) if record.subject_id in held_out)
+    report = evaluate(checkpoint, data, split="test", device="cpu")
+    assert 0 < report["recordings"]["n"] == expected < 24
 
 
 def test_evaluate_and_explain_write_their_reports(monkeypatch, capsys, checkpoint: Path, data: Path,
