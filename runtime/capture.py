@@ -30,6 +30,7 @@ from cpgait.errors import CpgaitError
 URL_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp")
 DEFAULT_FILE_FPS = 30.0  # for the rare file that stores no frame rate
 FIRST_FRAME_TIMEOUT_S = 10.0  # a live source that does not say its size must show a frame within this
+CLOSE_TIMEOUT_S = 5.0  # close() waits this long for the reader thread, which then releases the device
 
 
 @dataclass(frozen=True)
@@ -394,16 +395,22 @@ class LiveSource(VideoSource):
             if self._stop.wait(self.backoff.delay(failures)):
                 return False
             try:
-                self._reader = self._opener()
-                self.stats.reconnects += 1
-                return True
+                reader = self._opener()
             except CpgaitError as exc:
                 failures += 1
                 if len(self.stats.errors) < 100:
                     self.stats.errors.append(str(exc))
+                continue
+            if self._stop.is_set():  # closed while connecting (an RTSP connect can take half a minute)
+                reader.release()
+                return False
+            self._reader = reader
+            self.stats.reconnects += 1
+            return True
         return False
 
     def _run(self) -> None:
+        """The reader thread: it alone reads and releases the reader (close() only asks it to stop)."""
         index = 0
         try:
             while not self._stop.is_set():
@@ -423,6 +430,7 @@ class LiveSource(VideoSource):
         except Exception as exc:  # a driver error must not look like the end of the stream
             self._failure = exc
         finally:
+            self._reader.release()  # releasing twice is harmless (cv2 and the paced reader allow it)
             self._publish(None)
 
     def read(self, after: int = -1, timeout: float | None = None) -> Frame | None:
@@ -455,11 +463,12 @@ class LiveSource(VideoSource):
             yield frame
 
     def close(self) -> None:
+        """Stop the reader thread; it releases the device itself (also when it is still connecting or reading
+        now: releasing from here could pull the device from under a read in progress)."""
         self._stop.set()
         with self._cond:
             self._cond.notify_all()  # a consumer waiting for the next frame stops waiting
-        self._thread.join(timeout=5.0)
-        self._reader.release()
+        self._thread.join(timeout=CLOSE_TIMEOUT_S)
 
 
 def open_source(

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from cpgait.errors import CpgaitError
+from cpgait.runtime import capture
 from cpgait.runtime.capture import (
     Backoff, FileSource, LiveSource, SourceSpec, jetson_csi_pipeline, open_source,
 )
@@ -154,6 +155,7 @@ class FakeReader:
         self.count = 0
         self.holding = threading.Event()
         self.release_event = threading.Event()
+        self.released = False
 
     def read(self) -> np.ndarray | None:
         if self.count == self.hold_at:
@@ -166,7 +168,29 @@ class FakeReader:
         return np.full((6, 8, 3), self.count % 256, dtype=np.uint8)
 
     def release(self) -> None:
-        pass
+        self.released = True
+
+
+def test_a_connection_that_completes_after_close_is_released(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(capture, "CLOSE_TIMEOUT_S", 0.05)  # close() returns before the connection completes
+    connecting, connected = threading.Event(), threading.Event()
+    late = FakeReader(5)
+
+    def opener() -> FakeReader:
+        if not connecting.is_set() and late.count == 0 and opener.calls:  # the reconnect: a slow RTSP connect
+            connecting.set()
+            connected.wait(10)
+            return late
+        opener.calls += 1
+        return FakeReader(2, end="dropped")
+
+    opener.calls = 0
+    source = LiveSource("fake stream", opener, Backoff(initial_s=0.01, max_s=0.02))
+    assert connecting.wait(10)
+    source.close()
+    connected.set()  # the connection completes after close() has returned
+    source._thread.join(10)
+    assert late.released and not source._thread.is_alive()
 
 
 def test_live_source_hands_the_newest_frame_and_skips_the_backlog() -> None:
