@@ -66,3 +66,21 @@ def test_every_help_runs_without_torch_or_tensorrt(entry: str, command: str | No
 
 def test_version_is_exposed() -> None:
     assert cpgait.__version__
+
+
+def test_the_kiosk_loop_runs_without_torch_or_tensorrt(tmp_path) -> None:
+    """Not only imports: `cpgait run` on the real clip with the shipped model, torch and tensorrt blocked."""
+    from pathlib import Path
+
+    root = Path(cpgait.__file__).resolve().parent.parent
+    clip, model = root / ".cache" / "demo.mp4", root / "runtime" / "assets" / "reference.onnx"
+    if not clip.is_file():
+        pytest.skip(f"{clip} is fetched by `make test`")
+    events = tmp_path / "events.jsonl"
+    result = _run_blocked(
+        "import sys; from cpgait.cli import main; "
+        f"sys.argv = ['cpgait', 'run', {str(clip)!r}, '--model', {str(model)!r}, '--headless', "
+        f"'--max-frames', '40', '--events', {str(events)!r}]; main()"
+    )
+    assert result.returncode == 0, result.stderr
+    assert "torch" not in result.stderr and events.read_text().splitlines()[-1].startswith('{"type":"summary"')
