@@ -70,11 +70,8 @@ def _demo(args: argparse.Namespace) -> int:
           f"{args.model.name} (ONNX Runtime, CPU)")
     summary, contract = run_live(options, on_report=save_snapshot)
     print(format_summary(summary, contract, str(args.clip)))
-    clip = cv2.VideoCapture(str(args.clip))
-    fps = clip.get(cv2.CAP_PROP_FPS)
-    clip.release()
     print(f"throughput: {summary.fps:.1f} frames/s end to end on this machine, overlay video encoding included "
-          f"(the clip is {summary.frames} frames at {fps:.3g} fps)")
+          f"(the clip is {summary.frames} frames at {summary.source_fps:.3g} fps)")
     print(f"overlay video: {options.out}")
     print(f"events:        {options.events}")
     if snapshot.exists():

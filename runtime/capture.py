@@ -210,6 +210,13 @@ class VideoSource(abc.ABC):
 
     def __init__(self) -> None:
         self.stats = CaptureStats()
+        self._failure: Exception | None = None  # set by a reader thread that died of an error
+
+    def _raise_failure(self) -> None:
+        """A reader thread's error, after the frames read before it: never a silent end of the source."""
+        if self._failure is not None:
+            raise CpgaitError(f"{self.name}: reading failed after {self.stats.frames_read} frame(s): "
+                              f"{self._failure}") from None
 
     @abc.abstractmethod
     def __iter__(self) -> Iterator[Frame]: ...
@@ -242,7 +249,6 @@ class FileSource(VideoSource):
         self._queue: queue.Queue = queue.Queue(maxsize=max(1, prefetch))
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._failure: Exception | None = None
 
     def _decode(self) -> None:
         index = 0
@@ -292,9 +298,7 @@ class FileSource(VideoSource):
                 break
             self.stats.frames_delivered += 1
             yield item
-        if self._failure is not None:
-            raise CpgaitError(f"{self.name}: reading failed after {self.stats.frames_read} frame(s): "
-                              f"{self._failure}") from None
+        self._raise_failure()
         if self.stats.frames_read == 0:
             raise CpgaitError(f"{self.name}: no frame could be decoded (corrupt file or unsupported codec)")
 
@@ -363,7 +367,6 @@ class LiveSource(VideoSource):
         self.fps = float(self._reader.fps)
         self.size = tuple(self._reader.size)
         self._cond = threading.Condition()
-        self._failure: Exception | None = None
         self._latest: Frame | None = None
         self._ended = False
         self._stop = threading.Event()
@@ -453,9 +456,7 @@ class LiveSource(VideoSource):
         while True:
             frame = self.read(last)
             if frame is None:
-                if self._failure is not None:
-                    raise CpgaitError(f"{self.name}: reading failed after {self.stats.frames_read} frame(s): "
-                                      f"{self._failure}") from None
+                self._raise_failure()
                 return
             self.stats.frames_skipped += frame.index - last - 1
             self.stats.frames_delivered += 1

@@ -123,6 +123,7 @@ class RunSummary:
     subjects: int
     timings_ms: dict[str, dict[str, float]]
     live: bool
+    source_fps: float
 
     @property
     def fps(self) -> float:
@@ -311,6 +312,7 @@ class Pipeline:
             subjects=self.subjects,
             timings_ms=self.timings.summary_ms(),
             live=self.source.is_live,
+            source_fps=self.source.fps,
         )
 
 
