@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import ctypes
 import importlib.util
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
 
 from cpgait.errors import CpgaitError
-from cpgait.runtime.runners import Runner
+from cpgait.runtime.backends.runners import Runner
 
 ARTEFACTS = ("checkpoint", "onnx", "int8", "fp16")
 
@@ -99,8 +99,10 @@ def find_model_files(
             fp16=runtime_assets / "reference.fp16.onnx",
         )
         if not found["onnx"].is_file() and not found["checkpoint"].is_file():
-            raise CpgaitError(f"the reference model is not built: neither {found['checkpoint']} nor {found['onnx']} "
-                              f"exists (`make model` makes them)")
+            raise CpgaitError(
+                f"the reference model is not built: neither {found['checkpoint']} nor {found['onnx']} "
+                f"exists (`make model` makes them)"
+            )
     elif model is not None:
         path = Path(model)
         if not path.is_file():
@@ -114,8 +116,13 @@ def find_model_files(
             int8=folder / f"{stem}.int8.onnx",
             fp16=folder / f"{stem}.fp16.onnx",
         )
-        kind = "int8" if path.name.endswith(".int8.onnx") else "fp16" if path.name.endswith(".fp16.onnx") else (
-            "onnx" if path.suffix == ".onnx" else "checkpoint")
+        kind = (
+            "int8"
+            if path.name.endswith(".int8.onnx")
+            else "fp16"
+            if path.name.endswith(".fp16.onnx")
+            else ("onnx" if path.suffix == ".onnx" else "checkpoint")
+        )
         found[kind] = path
     elif not any(explicit.values()):
         raise CpgaitError("no model given: pass M (a .pt or .onnx file, or `reference`) or --checkpoint/--onnx/--int8")
@@ -147,8 +154,10 @@ def _ort_cuda_unavailable() -> str | None:
 
     providers = ort.get_available_providers()
     if "CUDAExecutionProvider" not in providers:
-        return (f"onnxruntime-gpu is not installed (onnxruntime {ort.__version__} offers "
-                f"{', '.join(p.replace('ExecutionProvider', '') for p in providers)})")
+        return (
+            f"onnxruntime-gpu is not installed (onnxruntime {ort.__version__} offers "
+            f"{', '.join(p.replace('ExecutionProvider', '') for p in providers)})"
+        )
     return None
 
 
@@ -183,8 +192,9 @@ BACKENDS: dict[str, Backend] = {
         Backend("torch", "checkpoint", "cpu", "torch", "torch", requires=("torch",), threaded=True),
         Backend("ort-cpu", "onnx", "cpu", "torch", "ort-cpu", threaded=True),
         Backend("ort-int8", "int8", "cpu", "torch", "ort-cpu", "int8", threaded=True),
-        Backend("torch-cuda", "checkpoint", "cuda", "torch-cuda", "torch-cuda",
-                requires=("cuda", "torch", "torch-cuda")),
+        Backend(
+            "torch-cuda", "checkpoint", "cuda", "torch-cuda", "torch-cuda", requires=("cuda", "torch", "torch-cuda")
+        ),
         Backend("ort-cuda", "onnx", "cuda", "torch-cuda", "ort-cuda", requires=("cuda", "ort-cuda")),
         Backend("ort-cuda-fp16", "fp16", "cuda", "torch-cuda", "ort-cuda", "fp16", requires=("cuda", "ort-cuda")),
         Backend("trt-fp32", "onnx", "cuda", "torch-cuda", "trt", "fp32", requires=("cuda", "tensorrt")),
@@ -217,15 +227,16 @@ def unavailable(backend: Backend, files: ModelFiles) -> str | None:
     return "; ".join(reasons) if reasons else None
 
 
-def make_backend_runner(backend: Backend, files: ModelFiles, threads: int, batches: Sequence[int],
-                        engine_dir: Path) -> Runner:
+def make_backend_runner(
+    backend: Backend, files: ModelFiles, threads: int, batches: Sequence[int], engine_dir: Path
+) -> Runner:
     """The runner for `backend` (not yet active), through `make_runner`; TensorRT engines are built first
     (or reused from `engine_dir`) with a batch profile spanning `batches`."""
-    from cpgait.runtime.runners import make_runner
+    from cpgait.runtime.backends.runners import make_runner
 
     path = files.get(backend.artefact)
     if backend.runtime == "trt":
-        from cpgait.runtime.engine import Profile, build_engine
+        from cpgait.runtime.backends.trt_engine import Profile, build_engine
 
         profile = Profile(min(batches), min(batches), max(batches))
         path = build_engine(path, backend.precision, profile, engine_dir)

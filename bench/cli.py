@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -34,7 +33,7 @@ def features(
     layout: str = typer.Option("coco17", help="Keypoint layout: coco17 or coco17_feet."),
     frames: int = typer.Option(1000, help="Frames timed after a one-window warm-up."),
     seed: int = typer.Option(0, help="Seed of the synthetic walk that is streamed."),
-    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the report as JSON here."),
+    json_out: Path | None = typer.Option(None, "--json", help="Also write the report as JSON here."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing JSON report."),
 ) -> None:
     """Per-frame cost of the live gait features (push, push + features, push + inputs, and the batch function
@@ -55,40 +54,52 @@ def features(
 
 
 _ALL_BACKENDS = "torch,ort-cpu,ort-int8,torch-cuda,ort-cuda,ort-cuda-fp16,trt-fp32,trt-fp16,trt-int8"
-_OUT = dict(json_out=typer.Option(None, "--json", help="Write the schema-versioned JSON report here."),
-            md=typer.Option(None, "--md", help="Write the markdown table here."),
-            png=typer.Option(None, "--png", help="Write the PNG (bars + latency CDF) here."),
-            compare=typer.Option(None, "--compare", help="An earlier JSON report: print ratios to it, flag "
-                                                         "regressions."),
-            regression=typer.Option("10%", "--regression", help="Slow-down that counts as a regression (10% or 0.1)."),
-            overwrite=typer.Option(False, "--overwrite", help="Replace existing output files."))
+_OUT = dict(
+    json_out=typer.Option(None, "--json", help="Write the schema-versioned JSON report here."),
+    md=typer.Option(None, "--md", help="Write the markdown table here."),
+    png=typer.Option(None, "--png", help="Write the PNG (bars + latency CDF) here."),
+    compare=typer.Option(None, "--compare", help="An earlier JSON report: print ratios to it, flag regressions."),
+    regression=typer.Option("10%", "--regression", help="Slow-down that counts as a regression (10% or 0.1)."),
+    overwrite=typer.Option(False, "--overwrite", help="Replace existing output files."),
+)
 
 
 @app.command()
 def model(
-    model: str = typer.Argument(None, help="Checkpoint (.pt), ONNX (.onnx) or `reference`; siblings X.pt, X.onnx, "
-                                           "X.int8.onnx, X.fp16.onnx in its folder are found."),
-    backend: str = typer.Option(_ALL_BACKENDS, help="Comma-separated backends; unavailable ones are listed as "
-                                                    "skipped with the reason."),
+    model: str = typer.Argument(
+        None,
+        help="Checkpoint (.pt), ONNX (.onnx) or `reference`; siblings X.pt, X.onnx, "
+        "X.int8.onnx, X.fp16.onnx in its folder are found.",
+    ),
+    backend: str = typer.Option(
+        _ALL_BACKENDS, help="Comma-separated backends; unavailable ones are listed as skipped with the reason."
+    ),
     batch: str = typer.Option("1", help="Comma-separated batch sizes, e.g. 1,4,16."),
     warmup: int = typer.Option(5, help="Untimed calls per backend and batch before timing."),
-    iters: Optional[int] = typer.Option(None, help="Timed calls per backend and batch."),
-    seconds: Optional[float] = typer.Option(None, help="Timed seconds per backend and batch (default 2)."),
-    threads: Optional[str] = typer.Option(None, help="Intra-op threads of every CPU backend, or a list (1,2: "
-                                                     "each CPU backend at each count); default: physical cores."),
+    iters: int | None = typer.Option(None, help="Timed calls per backend and batch."),
+    seconds: float | None = typer.Option(None, help="Timed seconds per backend and batch (default 2)."),
+    threads: str | None = typer.Option(
+        None,
+        help="Intra-op threads of every CPU backend, or a list (1,2: "
+        "each CPU backend at each count); default: physical cores.",
+    ),
     rounds: int = typer.Option(5, help="Interleaved rounds the budget is split into."),
-    checkpoint: Optional[Path] = typer.Option(None, help="Checkpoint for the PyTorch baseline."),
-    onnx: Optional[Path] = typer.Option(None, help="FP32 ONNX model."),
-    int8: Optional[Path] = typer.Option(None, help="INT8 (Q/DQ) ONNX model."),
-    fp16: Optional[Path] = typer.Option(None, help="FP16 ONNX model (ONNX Runtime CUDA)."),
-    engine_dir: Optional[Path] = typer.Option(None, help="Build / reuse TensorRT engines here (default: a "
-                                                         "temporary folder)."),
-    data: Optional[Path] = typer.Option(None, help="Feed real windows cut from these sequence files (folder or CSV "
-                                                   "manifest) instead of seeded random inputs."),
-    json_out: Optional[Path] = _OUT["json_out"],
-    md: Optional[Path] = _OUT["md"],
-    png: Optional[Path] = _OUT["png"],
-    compare: Optional[Path] = _OUT["compare"],
+    checkpoint: Path | None = typer.Option(None, help="Checkpoint for the PyTorch baseline."),
+    onnx: Path | None = typer.Option(None, help="FP32 ONNX model."),
+    int8: Path | None = typer.Option(None, help="INT8 (Q/DQ) ONNX model."),
+    fp16: Path | None = typer.Option(None, help="FP16 ONNX model (ONNX Runtime CUDA)."),
+    engine_dir: Path | None = typer.Option(
+        None, help="Build / reuse TensorRT engines here (default: a temporary folder)."
+    ),
+    data: Path | None = typer.Option(
+        None,
+        help="Feed real windows cut from these sequence files (folder or CSV "
+        "manifest) instead of seeded random inputs.",
+    ),
+    json_out: Path | None = _OUT["json_out"],
+    md: Path | None = _OUT["md"],
+    png: Path | None = _OUT["png"],
+    compare: Path | None = _OUT["compare"],
     regression: str = _OUT["regression"],
     overwrite: bool = _OUT["overwrite"],
 ) -> None:
@@ -106,8 +117,17 @@ def model(
     files = find_model_files(model, checkpoint=checkpoint, onnx=onnx, int8=int8, fp16=fp16)
     check_outputs([json_out, md, png], overwrite, compare, regression, "model")
     counts = parse_ints(threads, "--threads") if threads else [default_threads()]
-    report = run_model_bench(files, chosen, batches, budget, counts, rounds, engine_dir, data,
-                             progress=lambda message: typer.echo(message, err=True))
+    report = run_model_bench(
+        files,
+        chosen,
+        batches,
+        budget,
+        counts,
+        rounds,
+        engine_dir,
+        data,
+        progress=lambda message: typer.echo(message, err=True),
+    )
     raise typer.Exit(emit(report, json_out, md, png, compare, regression, overwrite))
 
 
@@ -116,15 +136,20 @@ def pipeline(
     source: str = typer.Argument(..., help="Video file, camera index, RTSP/HTTP URL or GStreamer pipeline."),
     model: str = typer.Option(..., "--model", help="The ONNX classifier (or `reference`)."),
     pose: str = typer.Option("blazepose", help="Pose model: blazepose or movenet."),
-    backend: str = typer.Option("ort-cpu", help="Runner for the pose models and the classifier: ort-cpu, ort-cuda "
-                                                "or trt."),
-    live: bool = typer.Option(False, "--live", help="Replay a file paced at its fps through the live reader (frames "
-                                                    "the loop cannot keep up with are dropped)."),
-    frames: Optional[int] = typer.Option(None, help="Stop after this many frames."),
-    json_out: Optional[Path] = _OUT["json_out"],
-    md: Optional[Path] = _OUT["md"],
-    png: Optional[Path] = _OUT["png"],
-    compare: Optional[Path] = _OUT["compare"],
+    backend: str = typer.Option(
+        "ort-cpu", help="Runner for the pose models and the classifier: ort-cpu, ort-cuda or trt."
+    ),
+    live: bool = typer.Option(
+        False,
+        "--live",
+        help="Replay a file paced at its fps through the live reader (frames "
+        "the loop cannot keep up with are dropped).",
+    ),
+    frames: int | None = typer.Option(None, help="Stop after this many frames."),
+    json_out: Path | None = _OUT["json_out"],
+    md: Path | None = _OUT["md"],
+    png: Path | None = _OUT["png"],
+    compare: Path | None = _OUT["compare"],
     regression: str = _OUT["regression"],
     overwrite: bool = _OUT["overwrite"],
 ) -> None:
@@ -134,8 +159,9 @@ def pipeline(
     from cpgait.bench.pipeline import run_pipeline_bench
 
     check_outputs([json_out, md, png], overwrite, compare, regression, "pipeline")
-    report = run_pipeline_bench(source, model, pose, backend, live, frames,
-                                progress=lambda message: typer.echo(message, err=True))
+    report = run_pipeline_bench(
+        source, model, pose, backend, live, frames, progress=lambda message: typer.echo(message, err=True)
+    )
     raise typer.Exit(emit(report, json_out, md, png, compare, regression, overwrite))
 
 

@@ -37,8 +37,9 @@ def parse_threshold(text: str) -> float:
     try:
         value = float(raw[:-1]) / 100 if raw.endswith("%") else float(raw)
     except ValueError:
-        raise CpgaitError(f"--regression {text!r}: expected a percentage such as 10% or a fraction such as 0.1"
-                          ) from None
+        raise CpgaitError(
+            f"--regression {text!r}: expected a percentage such as 10% or a fraction such as 0.1"
+        ) from None
     if not 0 <= value < 10:
         raise CpgaitError(f"--regression {text!r}: expected a threshold between 0% and 1000%")
     return value
@@ -86,7 +87,12 @@ def print_comparison(rows: list[Comparison], threshold: float, console: Console 
     for column in ("item", "metric", "baseline", "current", "current / baseline", ""):
         table.add_column(column, justify="left" if column in ("item", "metric", "") else "right")
     for c in rows:
-        table.add_row(c.item, c.metric, f"{c.baseline:.3f}", f"{c.current:.3f}", f"{c.slowdown:.2f}× slower"
-                      if c.slowdown >= 1 else f"{1 / c.slowdown:.2f}× faster",
-                      "[bold red]REGRESSION[/bold red]" if c.regression else "")
+        table.add_row(
+            c.item,
+            c.metric,
+            f"{c.baseline:.3f}",
+            f"{c.current:.3f}",
+            f"{c.slowdown:.2f}× slower" if c.slowdown >= 1 else f"{1 / c.slowdown:.2f}× faster",
+            "[bold red]REGRESSION[/bold red]" if c.regression else "",
+        )
     console.print(table)

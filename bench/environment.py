@@ -66,8 +66,16 @@ def gpus() -> list[dict]:
     out = _run(["nvidia-smi", f"--query-gpu={fields}", "--format=csv,noheader,nounits"])
     if not out:
         return []
-    keys = ["name", "driver", "memory_mib", "sm_clock_mhz", "mem_clock_mhz", "max_sm_clock_mhz",
-            "max_mem_clock_mhz", "power_limit_w"]
+    keys = [
+        "name",
+        "driver",
+        "memory_mib",
+        "sm_clock_mhz",
+        "mem_clock_mhz",
+        "max_sm_clock_mhz",
+        "max_mem_clock_mhz",
+        "power_limit_w",
+    ]
     return [dict(zip(keys, (v.strip() for v in line.split(",")))) for line in out.splitlines()]
 
 
@@ -153,7 +161,7 @@ class CpuUsage:
 class CpuMeter:
     """Context manager: `with CpuMeter() as m: work()`, then `m.result` is a `CpuUsage` for that stretch."""
 
-    def __enter__(self) -> "CpuMeter":
+    def __enter__(self) -> CpuMeter:
         self._proc = psutil.Process()
         self._cores = psutil.cpu_count(logical=True) or 1
         self._sys0 = psutil.cpu_times()
@@ -173,10 +181,10 @@ class CpuMeter:
         self.result = CpuUsage(round(system, 1), round(process, 1), round(max(0.0, system - process), 1))
 
 
-def _total(times: "psutil._common.scputimes") -> float:
+def _total(times: psutil._common.scputimes) -> float:
     # Linux counts guest time inside user time as well: leave it out so nothing is counted twice
     return sum(times) - getattr(times, "guest", 0.0) - getattr(times, "guest_nice", 0.0)
 
 
-def _busy(times: "psutil._common.scputimes") -> float:
+def _busy(times: psutil._common.scputimes) -> float:
     return _total(times) - times.idle - getattr(times, "iowait", 0.0)

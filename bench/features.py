@@ -1,6 +1,6 @@
 """`cpgait-bench features`: what the live loop pays per frame for the gait features (numpy, one thread, one core).
 
-The input is synthetic noisy walks (SYNTHETIC data from `cpgait.export.synth`: jitter, dropped points, outliers,
+The input is synthetic noisy walks (SYNTHETIC data from `cpgait.training.synth`: jitter, dropped points, outliers,
 left/right swaps), cut to the frames with the child in view and streamed frame by frame into `IncrementalFeatures`.
 After one untimed window of warm-up, every frame is timed:
 
@@ -29,7 +29,7 @@ import numpy as np
 from cpgait.bench.environment import cpu_model
 from cpgait.bench.timing import LatencyStats
 from cpgait.errors import CpgaitError, refuse_overwrite
-from cpgait.runtime.features import SCALAR_NAMES, SERIES_NAMES, IncrementalFeatures, window_inputs
+from cpgait.runtime.gait.features import SCALAR_NAMES, SERIES_NAMES, IncrementalFeatures, window_inputs
 
 FORMAT = "cpgait.bench.features/1"
 SYNTH_LEVEL = 1  # GMFCS II: a typical walker (the cost barely depends on the level)
@@ -54,7 +54,7 @@ def one_core() -> Iterator[int | None]:
 def stream(layout: str, fps: float, frames: int, seed: int) -> np.ndarray:
     """`frames` frames `[frames, V, 3]` of synthetic noisy walks back to back, each cut to the frames where the
     child is wholly in view (a window with nobody in it has no features: that is an error, not a timing)."""
-    from cpgait.export.synth import synthesize
+    from cpgait.training.synth import synthesize
 
     rng = np.random.default_rng(seed)
     parts, total = [], 0
@@ -106,24 +106,38 @@ def run_features_bench(window: int, fps: float, layout: str, frames: int, seed: 
                     samples["push + inputs"].add(push[0] + rest[0], push[1] + rest[1])
         for t in range(window, len(kp)):
             samples["batch inputs"].add(
-                *_timed(lambda: window_inputs(kp[t + 1 - window:t + 1], layout, fps, SERIES_NAMES, SCALAR_NAMES)))
+                *_timed(lambda: window_inputs(kp[t + 1 - window : t + 1], layout, fps, SERIES_NAMES, SCALAR_NAMES))
+            )
 
     def summary(values: list[int]) -> dict:
         s = LatencyStats.from_ns(np.array(values))
-        return {"p50": s.p50_ms * 1e3, "p95": s.p95_ms * 1e3, "p99": s.p99_ms * 1e3, "mean": s.mean_ms * 1e3,
-                "min": s.min_ms * 1e3, "n": s.n}
+        return {
+            "p50": s.p50_ms * 1e3,
+            "p95": s.p95_ms * 1e3,
+            "p99": s.p99_ms * 1e3,
+            "mean": s.mean_ms * 1e3,
+            "min": s.min_ms * 1e3,
+            "n": s.n,
+        }
 
     return {
         "format": FORMAT,
         "data": f"SYNTHETIC noisy walk (cpgait synth, GMFCS {'I II III IV'.split()[SYNTH_LEVEL]}, seed {seed})",
-        "window": window, "fps": fps, "layout": layout, "frames_timed": frames,
+        "window": window,
+        "fps": fps,
+        "layout": layout,
+        "frames_timed": frames,
         "machine": {
-            "cpu": cpu_model(), "logical_cpus": os.cpu_count(), "pinned_cpu": cpu,
+            "cpu": cpu_model(),
+            "logical_cpus": os.cpu_count(),
+            "pinned_cpu": cpu,
             "load_average_before": load_before,
             "load_average_after": os.getloadavg() if hasattr(os, "getloadavg") else None,
-            "python": platform.python_version(), "numpy": np.__version__,
-            "blas_threads": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
-                                                            "MKL_NUM_THREADS")},
+            "python": platform.python_version(),
+            "numpy": np.__version__,
+            "blas_threads": {
+                k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+            },
         },
         "wall_us": {name: summary(s.wall) for name, s in samples.items()},
         "cpu_us": {name: summary(s.cpu) for name, s in samples.items()},
@@ -144,8 +158,10 @@ def render(report: dict) -> str:
     ]
     for name, wall in report["wall_us"].items():
         cpu = report["cpu_us"][name]
-        lines.append(f"{name:18}{wall['p50']:10.1f}{wall['p95']:8.0f}{wall['p99']:8.0f}{wall['mean']:8.0f}"
-                     f"{cpu['p50']:10.1f}{cpu['p95']:8.0f}{cpu['p99']:8.0f}{cpu['mean']:8.0f}{cpu['min']:8.1f}")
+        lines.append(
+            f"{name:18}{wall['p50']:10.1f}{wall['p95']:8.0f}{wall['p99']:8.0f}{wall['mean']:8.0f}"
+            f"{cpu['p50']:10.1f}{cpu['p95']:8.0f}{cpu['p99']:8.0f}{cpu['mean']:8.0f}{cpu['min']:8.1f}"
+        )
     return "\n".join(lines)
 
 

@@ -61,7 +61,7 @@ class MemoryWindow:
 class PeakMemory:
     """Context manager: `with PeakMemory() as m: work()`, then `m.result` holds the window's peak and growth."""
 
-    def __enter__(self) -> "PeakMemory":
+    def __enter__(self) -> PeakMemory:
         self._start = current_rss_bytes()
         self._scope = "window" if reset_peak_rss() else "process"
         self.result: MemoryWindow | None = None

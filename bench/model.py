@@ -9,9 +9,10 @@ each call is `runner.infer(numpy in) -> numpy out`, the way the kiosk calls it.
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -27,10 +28,10 @@ from cpgait.bench.memory import PeakMemory
 from cpgait.bench.results import SCHEMA_VERSION, BackendResult
 from cpgait.bench.timing import Budget, LatencyStats, fix_threads, measure, percentiles_ms
 from cpgait.errors import CpgaitError
-from cpgait.runtime.runners import Runner, TensorSpec
+from cpgait.runtime.backends.runners import Runner, TensorSpec
 
 if TYPE_CHECKING:
-    from cpgait.calibration.windows import WindowSet
+    from cpgait.runtime.data.windows import WindowSet
 
 SEED = 0
 
@@ -44,8 +45,9 @@ def batch_unsupported(specs: Sequence[TensorSpec], batch: int) -> str | None:
     return None
 
 
-def make_feed(specs: Sequence[TensorSpec], batch: int, windows: WindowSet | None = None,
-              seed: int = SEED) -> dict[str, np.ndarray]:
+def make_feed(
+    specs: Sequence[TensorSpec], batch: int, windows: WindowSet | None = None, seed: int = SEED
+) -> dict[str, np.ndarray]:
     """Inputs of the declared shapes with the batch dimension set to `batch`: the first `batch` real windows
     (repeated when there are fewer), or seeded standard-normal values when no windows are given."""
     for spec in specs:
@@ -77,10 +79,12 @@ def _cuda_peak(backend: Backend) -> tuple[Callable[[], None], Callable[[], float
     return torch.cuda.reset_peak_memory_stats, lambda: round(torch.cuda.max_memory_allocated() / 2**20, 1)
 
 
-def _skipped(backend: Backend, batch: int, reason: str, status: str = "skipped",
-             threads: int | None = None) -> BackendResult:
-    return BackendResult(backend.name, backend.device, batch, status, threads=threads, reason=reason,
-                         baseline=backend.baseline)
+def _skipped(
+    backend: Backend, batch: int, reason: str, status: str = "skipped", threads: int | None = None
+) -> BackendResult:
+    return BackendResult(
+        backend.name, backend.device, batch, status, threads=threads, reason=reason, baseline=backend.baseline
+    )
 
 
 @dataclass(frozen=True)
@@ -142,8 +146,11 @@ def run_model_bench(
             "threads": list(threads),
             "batches": list(batches),
             "backends": [b.name for b in backends],
-            "inputs": (f"seeded standard-normal tensors (seed {SEED}) of the model's declared input shapes"
-                       if windows is None else f"real windows: {windows.origin}"),
+            "inputs": (
+                f"seeded standard-normal tensors (seed {SEED}) of the model's declared input shapes"
+                if windows is None
+                else f"real windows: {windows.origin}"
+            ),
         },
         "model": {"files": files.to_dict(), "contract": contract},
         "cpu": vars(cpu.result),
@@ -171,14 +178,19 @@ def _load(
             results.update({(backend.name, None, b): _skipped(backend, b, reason) for b in batches})
             continue
         for count in counts:
-            progress(f"{backend.name}: loading {files.get(backend.artefact)}"
-                     + (f" with {count} thread(s)" if count else ""))
+            progress(
+                f"{backend.name}: loading {files.get(backend.artefact)}" + (f" with {count} thread(s)" if count else "")
+            )
             try:
                 with PeakMemory() as mem:
                     runner = make_backend_runner(backend, files, count or 1, batches, engine_dir).activate()
             except Exception as exc:  # a backend that breaks is reported as failed (with why); the others still run
-                results.update({(backend.name, count, b): _skipped(backend, b, f"{type(exc).__name__}: {exc}",
-                                                                   "failed", count) for b in batches})
+                results.update(
+                    {
+                        (backend.name, count, b): _skipped(backend, b, f"{type(exc).__name__}: {exc}", "failed", count)
+                        for b in batches
+                    }
+                )
                 continue
             loaded.append(Loaded(backend, count, runner, mem.result.growth_mb))
     return loaded
@@ -204,12 +216,14 @@ def _measure_batch(
     entries = {(e.backend.name, e.threads, batch): e for e in loaded}
     for index, block in enumerate(blocks):
         live = [k for k in feeds if k not in out]
-        live = live[index % len(live):] + live[: index % len(live)] if live else live
+        live = live[index % len(live) :] + live[: index % len(live)] if live else live
         for key in live:
             entry = entries[key]
             backend, runner = entry.backend, entry.runner
-            progress(f"batch {batch}, round {index + 1}/{len(blocks)}: {backend.name}"
-                     + (f", {entry.threads} thread(s)" if entry.threads else ""))
+            progress(
+                f"batch {batch}, round {index + 1}/{len(blocks)}: {backend.name}"
+                + (f", {entry.threads} thread(s)" if entry.threads else "")
+            )
             if entry.threads:
                 fix_threads(entry.threads)  # torch's (and OpenCV's) thread count is process-wide
             cuda = _cuda_peak(backend)
@@ -262,12 +276,13 @@ def _with_speedups(results: list[BackendResult]) -> list[BackendResult]:
 
 def _windows(data: Path, contract: dict | None, count: int) -> WindowSet:
     """Up to `count` real windows from the sequence files in `data`, cut as the model's contract says."""
-    from cpgait.calibration.windows import load_windows
-    from cpgait.runtime.contract import ModelContract
+    from cpgait.runtime.core.contract import ModelContract
+    from cpgait.runtime.data.windows import load_windows
 
     if contract is None:
-        raise CpgaitError(f"--data {data}: cutting windows needs the model contract, which the ONNX file carries; "
-                          "pass --onnx too")
+        raise CpgaitError(
+            f"--data {data}: cutting windows needs the model contract, which the ONNX file carries; pass --onnx too"
+        )
     return load_windows(data, ModelContract.from_dict(contract), count=count)
 
 
@@ -275,7 +290,7 @@ def _contract(files: ModelFiles) -> dict | None:
     """The model contract from the ONNX metadata (layout, T, fps, features), when there is an ONNX file."""
     import json
 
-    from cpgait.runtime.contract import ModelContract
+    from cpgait.runtime.core.contract import ModelContract
 
     for path in (files.onnx, files.int8, files.fp16):
         if path is not None:

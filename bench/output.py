@@ -13,8 +13,7 @@ from cpgait.bench.results import load_report, write_json
 from cpgait.errors import CpgaitError, refuse_overwrite
 
 
-def check_outputs(paths: list[Path | None], overwrite: bool, baseline: Path | None, regression: str,
-                  kind: str) -> None:
+def check_outputs(paths: list[Path | None], overwrite: bool, baseline: Path | None, regression: str, kind: str) -> None:
     """Refuse bad output paths and a bad baseline (unreadable, or of another `kind` of run) before minutes are spent
     measuring."""
     given = [p for p in paths if p is not None]
@@ -62,7 +61,8 @@ def emit(
     print_comparison(rows, threshold, console)
     regressions = [r for r in rows if r.regression]
     if regressions:
-        console.print(f"[bold red]{len(regressions)} regression(s) beyond {100 * threshold:.0f} % against "
-                      f"{baseline}[/bold red]")
+        console.print(
+            f"[bold red]{len(regressions)} regression(s) beyond {100 * threshold:.0f} % against {baseline}[/bold red]"
+        )
         return 1
     return 0

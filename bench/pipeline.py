@@ -6,7 +6,7 @@ Passes over the same frames, back to back:
    search, pose model, tracking) runs on it with nothing else running; a pass's bound is frames / (time in the
    person detector + the pose model), and the faster of the two passes is the bound (the stricter one on a shared
    machine whose load changes);
-2. the loop exactly as `cpgait run` runs it (`cpgait.runtime.pipeline.run_live`: capture, pose + tracking and the
+2. the loop exactly as `cpgait run` runs it (`cpgait.runtime.live.pipeline.run_live`: capture, pose + tracking and the
    temporal stage in threads, the overlay drawn but not written); stage times come from the pipeline's own
    per-frame timings, end-to-end latency is from the frame's capture to its result reaching the caller.
 Both passes build their models the way `cpgait run` does (ONNX Runtime's default thread count: the physical cores).
@@ -17,8 +17,8 @@ The loop reaching the bound means everything that is not pose inference is overl
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -29,8 +29,18 @@ from cpgait.errors import CpgaitError
 
 # Per-frame stages of the pipeline's timings, in pipeline order ("pose" is the sum of the pose_* stages and
 # "latency" is the end-to-end figure, so neither is a stage of its own here)
-STAGES = ("decode", "detector", "pose_preprocess", "pose_detector", "pose_landmarks", "pose_postprocess",
-          "tracking", "features", "classifier", "drawing")
+STAGES = (
+    "decode",
+    "detector",
+    "pose_preprocess",
+    "pose_detector",
+    "pose_landmarks",
+    "pose_postprocess",
+    "tracking",
+    "features",
+    "classifier",
+    "drawing",
+)
 PIPELINE_BACKENDS = ("ort-cpu", "ort-cuda", "trt")
 WARMUP_FRAMES = 5  # results left out of the steady-state frames/s
 WARMUP_CALLS = 3  # untimed pose calls on the first frame before the pose-only pass
@@ -55,9 +65,9 @@ def _classifier_path(model: str) -> Path:
 def _pose_only_pass(source: str, pose_name: str, backend: str, frames: int | None) -> tuple[LatencyStats, float, int]:
     """Time the subject stage alone on each decoded frame; returns the stats of person-search + pose time per frame
     (after warming the pose model up on the first frame), the bound in frames/s and the frame count."""
-    from cpgait.runtime.capture import open_source
-    from cpgait.runtime.pose import load_pose_model
-    from cpgait.runtime.subject import SubjectPose
+    from cpgait.runtime.live.capture import open_source
+    from cpgait.runtime.live.subject import SubjectPose
+    from cpgait.runtime.pose.interface import load_pose_model
 
     pose = load_pose_model(pose_name, backend)
     per_frame: list[int] = []
@@ -92,7 +102,7 @@ def run_pipeline_bench(
     if frames is not None and frames < 1:
         raise CpgaitError(f"--frames {frames}: expected at least 1")
     classifier = _classifier_path(model)
-    from cpgait.runtime.pipeline import RunOptions, run_live
+    from cpgait.runtime.live.pipeline import RunOptions, run_live
 
     environment = describe()
 
@@ -134,9 +144,10 @@ def run_pipeline_bench(
             "windows_classified": summary.windows,
             "statuses": summary.statuses,
         },
-        "implementation": "cpgait.runtime.pipeline.run_live, the loop of `cpgait run` (capture, pose + tracking and "
-                          "temporal stages in threads; overlay drawn, not written); stage times from its own "
-                          "per-frame timings",
+        "implementation": "cpgait.runtime.live.pipeline.run_live, the loop of `cpgait run` "
+        "(capture, pose + tracking and "
+        "temporal stages in threads; overlay drawn, not written); stage times from its own "
+        "per-frame timings",
         "cpu": vars(cpu.result),
         "stages": [s.to_dict() for s in _stage_results(rows)],
         "end_to_end": {
@@ -147,8 +158,12 @@ def run_pipeline_bench(
             "dropped": max(0, summary.capture.frames_read - len(rows)),  # read from the source, never reported
             "wall_s": round(summary.wall_s, 3),
         },
-        "pose_bound": {"latency": vars(pose_stats), "fps": round(bound_fps, 2), "frames": pose_frames,
-                       "passes_fps": [round(before[1], 2), round(after[1], 2)]},
+        "pose_bound": {
+            "latency": vars(pose_stats),
+            "fps": round(bound_fps, 2),
+            "frames": pose_frames,
+            "passes_fps": [round(before[1], 2), round(after[1], 2)],
+        },
         "efficiency": round(fps / bound_fps, 3),
     }
 
@@ -171,6 +186,13 @@ def _stage_results(rows: list[dict[str, int]]) -> list[StageResult]:
         ran = values[values > 0]
         if ran.size == 0:
             continue
-        out.append(StageResult(stage, LatencyStats.from_ms(ran), tuple(percentiles_ms(ran)),
-                               round(float(values.sum() / len(rows)), 4), round(float(values.sum() / total), 4)))
+        out.append(
+            StageResult(
+                stage,
+                LatencyStats.from_ms(ran),
+                tuple(percentiles_ms(ran)),
+                round(float(values.sum() / len(rows)), 4),
+                round(float(values.sum() / total), 4),
+            )
+        )
     return out

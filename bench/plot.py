@@ -18,8 +18,7 @@ def save_png(report: dict, path: Path, overwrite: bool) -> None:
     fig, (bars, cdf) = plt.subplots(1, 2, figsize=(12, 4.8), constrained_layout=True)
     if report["kind"] == "model":
         _model_bars(bars, report)
-        curves = [(_label(r).replace("\n", " "), r["percentiles_ms"]) for r in report["results"]
-                  if r["status"] == "ok"]
+        curves = [(_label(r).replace("\n", " "), r["percentiles_ms"]) for r in report["results"] if r["status"] == "ok"]
     else:
         _stage_bars(bars, report)
         curves = [("end-to-end", report["end_to_end"]["percentiles_ms"])]
@@ -33,8 +32,11 @@ def save_png(report: dict, path: Path, overwrite: bool) -> None:
     cdf.grid(True, which="both", alpha=0.3)
     cdf.legend(fontsize="small")
     env = report["environment"]
-    fig.suptitle(f"{env['command']}\n{env['cpu']['model']} ×{env['cpu']['logical_cores']}"
-                 f"{' · ' + env['gpus'][0]['name'] if env['gpus'] else ''} · {env['date']}", fontsize="small")
+    fig.suptitle(
+        f"{env['command']}\n{env['cpu']['model']} ×{env['cpu']['logical_cores']}"
+        f"{' · ' + env['gpus'][0]['name'] if env['gpus'] else ''} · {env['date']}",
+        fontsize="small",
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -44,7 +46,7 @@ def _label(result: dict) -> str:
     return f"{result['backend']}\nb{result['batch']}" + (f" t{result['threads']}" if result["threads"] else "")
 
 
-def _model_bars(ax: "object", report: dict) -> None:
+def _model_bars(ax: object, report: dict) -> None:
     measured = [r for r in report["results"] if r["status"] == "ok"]
     labels = [_label(r) for r in measured]
     p50 = [r["latency"]["p50_ms"] for r in measured]
@@ -55,22 +57,32 @@ def _model_bars(ax: "object", report: dict) -> None:
             ax.annotate(f"{r['speedup']:.2f}×", (x, p50[x]), ha="center", va="bottom", fontsize="small")
     skipped = sorted({r["backend"] for r in report["results"] if r["status"] != "ok"})
     ax.set_ylabel("latency per call (ms): p50, whisker to p95")
-    ax.set_title("model latency (speed-up vs PyTorch eager above bars)"
-                 + (f"\nnot run: {', '.join(skipped)}" if skipped else ""), fontsize="small")
+    ax.set_title(
+        "model latency (speed-up vs PyTorch eager above bars)"
+        + (f"\nnot run: {', '.join(skipped)}" if skipped else ""),
+        fontsize="small",
+    )
 
 
-def _stage_bars(ax: "object", report: dict) -> None:
+def _stage_bars(ax: object, report: dict) -> None:
     """One stacked bar of the pipeline's stage cost per frame, one bar of the pose model alone, 1/fps as a line."""
     bottom = 0.0
     for stage in report["stages"]:
         ax.bar(["pipeline stages"], [stage["per_frame_ms"]], bottom=[bottom], label=stage["stage"])
         bottom += stage["per_frame_ms"]
     bound = report["pose_bound"]
-    ax.bar(["pose model alone"], [bound["latency"]["mean_ms"]], color="lightgray", hatch="//",
-           label=f"pose alone ({bound['fps']:.1f} fps bound)")
+    ax.bar(
+        ["pose model alone"],
+        [bound["latency"]["mean_ms"]],
+        color="lightgray",
+        hatch="//",
+        label=f"pose alone ({bound['fps']:.1f} fps bound)",
+    )
     e2e = report["end_to_end"]
     ax.axhline(1000.0 / e2e["fps"], color="black", linestyle="--", label=f"1 / throughput ({e2e['fps']:.1f} fps)")
     ax.set_ylabel("ms per frame (mean over all frames)")
-    ax.set_title("per-stage cost per frame; stages run in parallel threads,\nso the stack may exceed "
-                 "1 / throughput", fontsize="small")
+    ax.set_title(
+        "per-stage cost per frame; stages run in parallel threads,\nso the stack may exceed 1 / throughput",
+        fontsize="small",
+    )
     ax.legend(fontsize="x-small", loc="upper right")

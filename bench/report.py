@@ -27,20 +27,26 @@ def _machine(report: dict) -> str:
     gpus = ", ".join(g["name"] for g in env["gpus"]) or "no GPU"
     load = env["load_average"]
     busy = report["cpu"]["others_percent"]
-    return (f"{cpu['model']} ({cpu['logical_cores']} logical cores, {cpu['arch']}), {gpus}; "
-            f"load average {load[0] if load else '?'} at start, other processes used {busy:.0f} % of the CPU "
-            f"while measuring")
+    return (
+        f"{cpu['model']} ({cpu['logical_cores']} logical cores, {cpu['arch']}), {gpus}; "
+        f"load average {load[0] if load else '?'} at start, other processes used {busy:.0f} % of the CPU "
+        f"while measuring"
+    )
 
 
 def _settings(report: dict) -> str:
     s = report["settings"]
     if report["kind"] == "model":
         budget = f"{s['iters']} calls" if s["iters"] is not None else f"{s['seconds']} s"
-        return (f"{'/'.join(map(str, s['threads']))} intra-op thread(s), warm-up {s['warmup']} calls, {budget} per "
-                f"backend, batch and thread count in "
-                f"{s['rounds']} interleaved rounds; {s['inputs']}")
-    return (f"source {s['source']} ({'live, paced' if s['live'] else 'file, every frame'}), pose {s['pose']}, "
-            f"classifier backend {s['backend']}, {s['threads']} threads; {report['implementation']}")
+        return (
+            f"{'/'.join(map(str, s['threads']))} intra-op thread(s), warm-up {s['warmup']} calls, {budget} per "
+            f"backend, batch and thread count in "
+            f"{s['rounds']} interleaved rounds; {s['inputs']}"
+        )
+    return (
+        f"source {s['source']} ({'live, paced' if s['live'] else 'file, every frame'}), pose {s['pose']}, "
+        f"classifier backend {s['backend']}, {s['threads']} threads; {report['implementation']}"
+    )
 
 
 def _model_rows(report: dict) -> list[list[str]]:
@@ -49,12 +55,21 @@ def _model_rows(report: dict) -> list[list[str]]:
         if r["status"] != "ok":
             continue
         lat = r["latency"]
-        rows.append([
-            r["backend"], str(r["batch"]), str(r["threads"] or "—"), _f(lat["p50_ms"]), _f(lat["p95_ms"]),
-            _f(lat["p99_ms"]),
-            _f(lat["mean_ms"]), str(lat["n"]), _f(r["throughput_per_s"], 1), _f(r["memory"]["peak_mb"], 0),
-            f"{_speedup(r['speedup'])} vs {r['baseline']}" if r["speedup"] is not None else "—",
-        ])
+        rows.append(
+            [
+                r["backend"],
+                str(r["batch"]),
+                str(r["threads"] or "—"),
+                _f(lat["p50_ms"]),
+                _f(lat["p95_ms"]),
+                _f(lat["p99_ms"]),
+                _f(lat["mean_ms"]),
+                str(lat["n"]),
+                _f(r["throughput_per_s"], 1),
+                _f(r["memory"]["peak_mb"], 0),
+                f"{_speedup(r['speedup'])} vs {r['baseline']}" if r["speedup"] is not None else "—",
+            ]
+        )
     return rows
 
 
@@ -65,13 +80,27 @@ def not_run(report: dict) -> list[str]:
         if r["status"] != "ok":
             lines.setdefault((r["backend"], r["status"], r["reason"]), []).append(r["batch"])
     every = report["settings"]["batches"]
-    return [f"{backend} — {status}"
-            + ("" if sorted(batches) == sorted(every) else f" at batch {','.join(map(str, batches))}")
-            + f": {reason}" for (backend, status, reason), batches in lines.items()]
+    return [
+        f"{backend} — {status}"
+        + ("" if sorted(batches) == sorted(every) else f" at batch {','.join(map(str, batches))}")
+        + f": {reason}"
+        for (backend, status, reason), batches in lines.items()
+    ]
 
 
-MODEL_HEADER = ["backend", "batch", "threads", "p50 ms", "p95 ms", "p99 ms", "mean ms", "n", "windows/s",
-                "peak RSS MiB", "speed-up (p50)"]
+MODEL_HEADER = [
+    "backend",
+    "batch",
+    "threads",
+    "p50 ms",
+    "p95 ms",
+    "p99 ms",
+    "mean ms",
+    "n",
+    "windows/s",
+    "peak RSS MiB",
+    "speed-up (p50)",
+]
 PIPELINE_HEADER = ["stage", "p50 ms", "p95 ms", "p99 ms", "mean ms", "n frames", "ms per frame", "share"]
 
 
@@ -79,15 +108,45 @@ def _pipeline_rows(report: dict) -> list[list[str]]:
     rows = []
     for s in report["stages"]:
         lat = s["latency"]
-        rows.append([s["stage"], _f(lat["p50_ms"]), _f(lat["p95_ms"]), _f(lat["p99_ms"]),
-                     _f(lat["mean_ms"]), str(lat["n"]), _f(s["per_frame_ms"]), f"{100 * s['share']:.0f} %"])
+        rows.append(
+            [
+                s["stage"],
+                _f(lat["p50_ms"]),
+                _f(lat["p95_ms"]),
+                _f(lat["p99_ms"]),
+                _f(lat["mean_ms"]),
+                str(lat["n"]),
+                _f(s["per_frame_ms"]),
+                f"{100 * s['share']:.0f} %",
+            ]
+        )
     e2e = report["end_to_end"]["latency"]
     label = "capture-to-result (live)" if report["settings"]["live"] else "capture-to-result"
-    rows.append([label, _f(e2e["p50_ms"]), _f(e2e["p95_ms"]), _f(e2e["p99_ms"]), _f(e2e["mean_ms"]),
-                 str(e2e["n"]), _f(1000.0 / report["end_to_end"]["fps"]), ""])
+    rows.append(
+        [
+            label,
+            _f(e2e["p50_ms"]),
+            _f(e2e["p95_ms"]),
+            _f(e2e["p99_ms"]),
+            _f(e2e["mean_ms"]),
+            str(e2e["n"]),
+            _f(1000.0 / report["end_to_end"]["fps"]),
+            "",
+        ]
+    )
     pose = report["pose_bound"]["latency"]
-    rows.append(["pose model alone (bound)", _f(pose["p50_ms"]), _f(pose["p95_ms"]), _f(pose["p99_ms"]),
-                 _f(pose["mean_ms"]), str(pose["n"]), _f(1000.0 / report["pose_bound"]["fps"]), ""])
+    rows.append(
+        [
+            "pose model alone (bound)",
+            _f(pose["p50_ms"]),
+            _f(pose["p95_ms"]),
+            _f(pose["p99_ms"]),
+            _f(pose["mean_ms"]),
+            str(pose["n"]),
+            _f(1000.0 / report["pose_bound"]["fps"]),
+            "",
+        ]
+    )
     return rows
 
 
@@ -95,11 +154,13 @@ def _pipeline_summary(report: dict) -> str:
     e2e, bound = report["end_to_end"], report["pose_bound"]
     cpu = report["cpu"]
     passes = " / ".join(f"{v:.1f}" for v in bound["passes_fps"])
-    return (f"end-to-end {e2e['fps']:.1f} frames/s over {e2e['frames']} frames ({e2e['dropped']} dropped); "
-            f"pose model alone {bound['fps']:.1f} frames/s (faster of the passes before and after: {passes}); "
-            f"efficiency {100 * report['efficiency']:.0f} % of the pose bound; CPU {cpu['process_percent']:.0f} % "
-            f"(this process) / {cpu['system_percent']:.0f} % (machine) of "
-            f"{report['environment']['cpu']['logical_cores']} cores")
+    return (
+        f"end-to-end {e2e['fps']:.1f} frames/s over {e2e['frames']} frames ({e2e['dropped']} dropped); "
+        f"pose model alone {bound['fps']:.1f} frames/s (faster of the passes before and after: {passes}); "
+        f"efficiency {100 * report['efficiency']:.0f} % of the pose bound; CPU {cpu['process_percent']:.0f} % "
+        f"(this process) / {cpu['system_percent']:.0f} % (machine) of "
+        f"{report['environment']['cpu']['logical_cores']} cores"
+    )
 
 
 def print_report(report: dict, console: Console | None = None) -> None:

@@ -16,8 +16,8 @@ from __future__ import annotations
 import math
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
@@ -46,7 +46,7 @@ class Budget:
         if self.seconds is not None and not self.seconds > 0:
             raise CpgaitError(f"--seconds {self.seconds}: expected a positive number of seconds")
 
-    def split(self, rounds: int) -> list["Budget"]:
+    def split(self, rounds: int) -> list[Budget]:
         """This budget cut into `rounds` interleavable blocks; only the first block warms up."""
         if rounds < 1:
             raise CpgaitError(f"--rounds {rounds}: expected at least 1")
@@ -105,12 +105,12 @@ class LatencyStats:
             raise CpgaitError(f"latency percentiles out of order: {self}")
 
     @classmethod
-    def from_ms(cls, samples_ms: np.ndarray) -> "LatencyStats":
+    def from_ms(cls, samples_ms: np.ndarray) -> LatencyStats:
         x = np.sort(np.asarray(samples_ms, dtype=np.float64).ravel())
         if x.size == 0:
             raise CpgaitError("latency statistics need at least one sample; got none")
         cut = int(x.size * TRIM)
-        kept = x[cut: x.size - cut] if x.size - 2 * cut > 0 else x
+        kept = x[cut : x.size - cut] if x.size - 2 * cut > 0 else x
         p50, p95, p99 = np.percentile(x, [50, 95, 99])
         return cls(
             n=int(x.size),
@@ -125,7 +125,7 @@ class LatencyStats:
         )
 
     @classmethod
-    def from_ns(cls, samples_ns: np.ndarray) -> "LatencyStats":
+    def from_ns(cls, samples_ns: np.ndarray) -> LatencyStats:
         return cls.from_ms(np.asarray(samples_ns, dtype=np.float64) / 1e6)
 
 

@@ -14,13 +14,13 @@ from pathlib import Path
 
 import numpy as np
 
-from cpgait.calibration.windows import WindowSet
 from cpgait.errors import CpgaitError
-from cpgait.runtime.contract import ModelContract
-from cpgait.runtime.runners import Runner
+from cpgait.runtime.backends.runners import Runner
+from cpgait.runtime.core.contract import ModelContract
+from cpgait.runtime.data.windows import WindowSet
 
 GATE_FORMAT = "cpgait.gate/1"
-# File suffix -> runner backend (see cpgait.runtime.runners.BACKENDS).
+# File suffix -> runner backend (see cpgait.runtime.backends.runners.BACKENDS).
 SUFFIX_BACKENDS = {".pt": "torch", ".pth": "torch", ".onnx": "ort-cpu", ".plan": "trt", ".engine": "trt"}
 
 
@@ -64,8 +64,10 @@ class GateReport:
     def per_class_f1_delta(self) -> list[float | None]:
         if not self.scores_a:
             return []
-        return [None if fa is None or fb is None else fb - fa
-                for fa, fb in zip(self.scores_a["per_class_f1"], self.scores_b["per_class_f1"])]
+        return [
+            None if fa is None or fb is None else fb - fa
+            for fa, fb in zip(self.scores_a["per_class_f1"], self.scores_b["per_class_f1"])
+        ]
 
     @property
     def failures(self) -> list[str]:
@@ -84,8 +86,13 @@ class GateReport:
 
     def to_dict(self) -> dict:
         data = asdict(self)
-        data.update(format=GATE_FORMAT, passed=self.ok, failures=self.failures, f1_drop_points=self.f1_drop,
-                    per_class_f1_delta=self.per_class_f1_delta)
+        data.update(
+            format=GATE_FORMAT,
+            passed=self.ok,
+            failures=self.failures,
+            f1_drop_points=self.f1_drop,
+            per_class_f1_delta=self.per_class_f1_delta,
+        )
         return data
 
 
@@ -96,11 +103,17 @@ def logits(runner: Runner, windows: WindowSet, batch: int = 32) -> np.ndarray:
 
 
 def compare(
-    a: str, b: str, logits_a: np.ndarray, logits_b: np.ndarray, windows: WindowSet, class_names: tuple[str, ...],
-    thresholds: Thresholds = Thresholds(), qdq_violations: dict[str, list[str]] | None = None,
+    a: str,
+    b: str,
+    logits_a: np.ndarray,
+    logits_b: np.ndarray,
+    windows: WindowSet,
+    class_names: tuple[str, ...],
+    thresholds: Thresholds = Thresholds(),
+    qdq_violations: dict[str, list[str]] | None = None,
 ) -> GateReport:
     """The gate's figures from two models' logits on the same windows."""
-    from cpgait.runtime.metrics import classification_scores
+    from cpgait.runtime.core.metrics import classification_scores
 
     if logits_a.shape != logits_b.shape:
         raise CpgaitError(f"{a} gives logits {logits_a.shape} but {b} gives {logits_b.shape}")
@@ -112,9 +125,18 @@ def compare(
         y = windows.labels[labelled]
         scores = tuple(classification_scores(y, p[labelled], len(class_names)) for p in (pred_a, pred_b))
     return GateReport(
-        a=a, b=b, windows=len(windows), origin=windows.origin, agreement=float(np.mean(pred_a == pred_b)),
-        max_abs_diff=float(diff.max()), mean_abs_diff=float(diff.mean()), class_names=tuple(class_names),
-        scores_a=scores[0], scores_b=scores[1], thresholds=thresholds, qdq_violations=dict(qdq_violations or {}),
+        a=a,
+        b=b,
+        windows=len(windows),
+        origin=windows.origin,
+        agreement=float(np.mean(pred_a == pred_b)),
+        max_abs_diff=float(diff.max()),
+        mean_abs_diff=float(diff.mean()),
+        class_names=tuple(class_names),
+        scores_a=scores[0],
+        scores_b=scores[1],
+        thresholds=thresholds,
+        qdq_violations=dict(qdq_violations or {}),
     )
 
 
@@ -129,7 +151,7 @@ def artefact_contract(path: str | Path) -> ModelContract:
     if suffix == ".onnx":
         return ModelContract.from_onnx(path)
     if SUFFIX_BACKENDS[suffix] == "trt":
-        from cpgait.runtime.engine import read_sidecar
+        from cpgait.runtime.backends.trt_engine import read_sidecar
 
         return ModelContract.from_dict(read_sidecar(path)[1], str(path))
     try:
@@ -151,7 +173,7 @@ def qdq_problems(path: str | Path) -> list[str] | None:
 
 def verify(a: str | Path, b: str | Path, windows_of, thresholds: Thresholds = Thresholds()) -> GateReport:
     """Compare two model files on windows from `windows_of(contract)`; both must carry the same contract."""
-    from cpgait.runtime.runners import make_runner
+    from cpgait.runtime.backends.runners import make_runner
 
     contract_a, contract_b = artefact_contract(a), artefact_contract(b)
     contract_a.require_same(contract_b, f"{b} (compared with {a})")
@@ -163,7 +185,7 @@ def verify(a: str | Path, b: str | Path, windows_of, thresholds: Thresholds = Th
     return compare(str(a), str(b), outputs[0], outputs[1], windows, contract_a.class_names, thresholds, violations)
 
 
-def render(report: GateReport) -> "object":
+def render(report: GateReport) -> object:
     """A rich table of the report (the CLI prints it)."""
     from rich.table import Table
 
@@ -180,8 +202,12 @@ def render(report: GateReport) -> "object":
         for key, label in (("accuracy", "accuracy %"), ("macro_f1", "macro-F1 %"), ("kappa_linear", "kappa x100")):
             va, vb = report.scores_a[key], report.scores_b[key]
             table.add_row(label, pct(va), pct(vb), "-" if va is None or vb is None else f"{100 * (vb - va):+.2f}")
-        for name, fa, fb, d in zip(report.class_names, report.scores_a["per_class_f1"],
-                                   report.scores_b["per_class_f1"], report.per_class_f1_delta):
+        for name, fa, fb, d in zip(
+            report.class_names,
+            report.scores_a["per_class_f1"],
+            report.scores_b["per_class_f1"],
+            report.per_class_f1_delta,
+        ):
             table.add_row(f"F1 {name} %", pct(fa), pct(fb), "-" if d is None else f"{100 * d:+.2f}")
     table.add_row("top-1 agreement %", "", "", pct(report.agreement))
     table.add_row("max |delta logits|", "", "", f"{report.max_abs_diff:.3g}")

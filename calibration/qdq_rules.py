@@ -49,7 +49,7 @@ def _weight_axis(consumer, input_index: int) -> int | None:
     return None
 
 
-def check_qdq_model(model: "object") -> QdqReport:
+def check_qdq_model(model: object) -> QdqReport:
     """Check an `onnx.ModelProto` (or a path to one) against TensorRT's explicit-quantization rules."""
     import onnx
     from onnx import numpy_helper
@@ -73,8 +73,10 @@ def check_qdq_model(model: "object") -> QdqReport:
     n_q = n_dq = 0
     for node in graph.node:
         if node.domain not in ("", "ai.onnx"):
-            problems.append(f"{node.op_type} {node.name!r}: operator domain {node.domain!r}; TensorRT's ONNX parser "
-                            "reads the standard domain only (quantize without ONNX Runtime-specific fusions)")
+            problems.append(
+                f"{node.op_type} {node.name!r}: operator domain {node.domain!r}; TensorRT's ONNX parser "
+                "reads the standard domain only (quantize without ONNX Runtime-specific fusions)"
+            )
         if node.op_type not in QDQ_OPS:
             continue
         n_q += node.op_type == "QuantizeLinear"
@@ -105,14 +107,18 @@ def check_qdq_model(model: "object") -> QdqReport:
                         continue
                     rank = inits[source].ndim
                     if axis % rank != want % rank:
-                        problems.append(f"{where}: per-channel axis {axis}; the output channel of "
-                                        f"{consumer.op_type} {consumer.name!r} weight is axis {want % rank}")
+                        problems.append(
+                            f"{where}: per-channel axis {axis}; the output channel of "
+                            f"{consumer.op_type} {consumer.name!r} weight is axis {want % rank}"
+                        )
             else:
                 producer = producers.get(source)
                 if producer is None or producer.op_type != "QuantizeLinear":
                     problems.append(f"{where}: input is not produced by a QuantizeLinear (Q/DQ must come in pairs)")
-                elif len(producer.input) > 1 and producer.input[1] in inits and not np.array_equal(
-                    inits[producer.input[1]], scale
+                elif (
+                    len(producer.input) > 1
+                    and producer.input[1] in inits
+                    and not np.array_equal(inits[producer.input[1]], scale)
                 ):
                     problems.append(f"{where}: scale differs from its QuantizeLinear {producer.name!r}")
         else:

@@ -25,8 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from cpgait.calibration.windows import WindowSet
 from cpgait.errors import CpgaitError
+from cpgait.runtime.data.windows import WindowSet
 
 METHODS = ("minmax", "entropy", "percentile")
 KEEP_FLOAT_CATEGORIES = ("attention", "head", "graph")
@@ -54,7 +54,7 @@ class WindowReader:
         self._iter = iter(self.windows.batches(self.batch))
 
 
-def float_nodes(model: "object", keep_float: tuple[str, ...]) -> list[str]:
+def float_nodes(model: object, keep_float: tuple[str, ...]) -> list[str]:
     """Names of the nodes kept in float for the chosen categories (see the module docstring)."""
     unknown = sorted(set(keep_float) - set(KEEP_FLOAT_CATEGORIES))
     if unknown:
@@ -67,13 +67,13 @@ def float_nodes(model: "object", keep_float: tuple[str, ...]) -> list[str]:
         keep.extend(n.name for n in nodes if n.op_type == "MatMul" and not constants.intersection(n.input))
     if "head" in keep_float:
         last_pool = max((i for i, n in enumerate(nodes) if n.op_type in ("Concat", "ReduceMean")), default=-1)
-        keep.extend(n.name for n in nodes[last_pool + 1:] if n.op_type in ("Gemm", "MatMul"))
+        keep.extend(n.name for n in nodes[last_pool + 1 :] if n.op_type in ("Gemm", "MatMul"))
     if "graph" in keep_float:
         keep.extend(_adjacency_matmuls(model, nodes))
     return sorted(set(keep))
 
 
-def _adjacency_matmuls(model: "object", nodes: list) -> list[str]:
+def _adjacency_matmuls(model: object, nodes: list) -> list[str]:
     """MatMuls of an activation with a constant `[V, V]` matrix, V = the joints of the `skeleton` input."""
     shapes = {i.name: [d.dim_value for d in i.type.tensor_type.shape.dim] for i in model.graph.input}
     if "skeleton" not in shapes:
@@ -94,7 +94,7 @@ class QuantizeSettings:
             raise CpgaitError(f"--method {self.method!r}; expected one of {', '.join(METHODS)}")
 
 
-def quantize(model_path: str | Path, windows: WindowSet, settings: QuantizeSettings = QuantizeSettings()) -> "object":
+def quantize(model_path: str | Path, windows: WindowSet, settings: QuantizeSettings = QuantizeSettings()) -> object:
     """Quantize the FP32 ONNX at `model_path` on `windows`; returns the Q/DQ `ModelProto` (not yet written)."""
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
@@ -105,20 +105,33 @@ def quantize(model_path: str | Path, windows: WindowSet, settings: QuantizeSetti
     source = onnx.load(str(model_path))
     if any(n.op_type == "QuantizeLinear" for n in source.graph.node):
         raise CpgaitError(f"{model_path}: already quantized; calibrate the FP32 model")
-    method = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
-              "percentile": CalibrationMethod.Percentile}[settings.method]
+    method = {
+        "minmax": CalibrationMethod.MinMax,
+        "entropy": CalibrationMethod.Entropy,
+        "percentile": CalibrationMethod.Percentile,
+    }[settings.method]
     with tempfile.TemporaryDirectory(prefix="cpgait-quant-") as tmp:
         pre, out = Path(tmp) / "pre.onnx", Path(tmp) / "int8.onnx"
         quant_pre_process(str(model_path), str(pre), skip_symbolic_shape=True)
         prepared = onnx.load(str(pre))
         excluded = float_nodes(prepared, settings.keep_float)
         quantize_static(
-            str(pre), str(out), WindowReader(windows),
-            quant_format=QuantFormat.QDQ, activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
-            per_channel=settings.per_channel, calibrate_method=method, op_types_to_quantize=list(QUANTIZED_OPS),
+            str(pre),
+            str(out),
+            WindowReader(windows),
+            quant_format=QuantFormat.QDQ,
+            activation_type=QuantType.QInt8,
+            weight_type=QuantType.QInt8,
+            per_channel=settings.per_channel,
+            calibrate_method=method,
+            op_types_to_quantize=list(QUANTIZED_OPS),
             nodes_to_exclude=excluded,
-            extra_options={"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False,
-                           "CalibTensorRangeSymmetric": True},
+            extra_options={
+                "ActivationSymmetric": True,
+                "WeightSymmetric": True,
+                "QuantizeBias": False,
+                "CalibTensorRangeSymmetric": True,
+            },
         )
         qdq = onnx.load(str(out))
     for prop in source.metadata_props:  # the contract travels with the quantized file
@@ -127,9 +140,16 @@ def quantize(model_path: str | Path, windows: WindowSet, settings: QuantizeSetti
             entry.key, entry.value = prop.key, prop.value
     entry = qdq.metadata_props.add()
     entry.key = QUANT_METADATA_KEY
-    entry.value = json.dumps({"method": settings.method, "windows": len(windows), "origin": windows.origin,
-                              "keep_float": list(settings.keep_float), "float_nodes": excluded,
-                              "per_channel": settings.per_channel})
+    entry.value = json.dumps(
+        {
+            "method": settings.method,
+            "windows": len(windows),
+            "origin": windows.origin,
+            "keep_float": list(settings.keep_float),
+            "float_nodes": excluded,
+            "per_channel": settings.per_channel,
+        }
+    )
     report = check_qdq_model(qdq)
     if not report.is_qdq:
         raise CpgaitError(f"{model_path}: nothing was quantized (every Conv/MatMul/Gemm kept in float?)")
@@ -147,7 +167,7 @@ class CalibrationResult:
     """What `calibrate` did: the output (None when the gate failed), the gate report and the calibration set."""
 
     path: Path | None
-    gate: "object"
+    gate: object
     calibration_origin: str
     float_nodes: tuple[str, ...]
 
@@ -159,7 +179,7 @@ def calibrate(
     settings: QuantizeSettings = QuantizeSettings(),
     windows: int = DEFAULT_WINDOWS,
     minimum: int = MIN_WINDOWS,
-    thresholds: "object" = None,
+    thresholds: object = None,
     overwrite: bool = False,
 ) -> CalibrationResult:
     """`cpgait calibrate`: quantize on stratified windows from `data`, gate INT8 against FP32 on all of `data`'s
@@ -168,10 +188,10 @@ def calibrate(
     import onnx
 
     from cpgait.calibration.gate import Thresholds, compare, logits
-    from cpgait.calibration.windows import load_windows
     from cpgait.errors import require_writable
-    from cpgait.runtime.contract import ModelContract
-    from cpgait.runtime.runners import OnnxRuntimeRunner
+    from cpgait.runtime.backends.runners import OnnxRuntimeRunner
+    from cpgait.runtime.core.contract import ModelContract
+    from cpgait.runtime.data.windows import load_windows
 
     if minimum < 1 or windows < minimum:
         raise CpgaitError(f"--windows {windows} and minimum {minimum}: expected 1 <= minimum <= windows")
@@ -183,9 +203,15 @@ def calibrate(
     calib = load_windows(data, contract, count=windows, minimum=minimum)
     qdq = quantize(model_path, calib, settings)
     held = load_windows(data, contract)
-    report = compare(str(model_path), str(out), logits(OnnxRuntimeRunner(model_path), held),
-                     logits(OnnxRuntimeRunner(qdq.SerializeToString()), held), held, contract.class_names,
-                     thresholds or Thresholds())
+    report = compare(
+        str(model_path),
+        str(out),
+        logits(OnnxRuntimeRunner(model_path), held),
+        logits(OnnxRuntimeRunner(qdq.SerializeToString()), held),
+        held,
+        contract.class_names,
+        thresholds or Thresholds(),
+    )
     written = None
     if report.ok:
         tmp = out.with_name(out.name + ".part")

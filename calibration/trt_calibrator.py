@@ -11,23 +11,25 @@ from pathlib import Path
 
 import numpy as np
 
-from cpgait.calibration.windows import WindowSet
 from cpgait.errors import CpgaitError
+from cpgait.runtime.data.windows import WindowSet
 
 
-def make_entropy_calibrator(windows: WindowSet | None, cache: str | Path, batch: int = 1) -> "object":
+def make_entropy_calibrator(windows: WindowSet | None, cache: str | Path, batch: int = 1) -> object:
     """An `IInt8EntropyCalibrator2` over `windows` in batches of `batch` (the profile's opt batch), with a cache.
 
     The class is defined here, not at module level, because its base class comes from tensorrt, which is imported
     only when a TensorRT 10 build asks for implicit INT8.
     """
-    from cpgait.runtime.engine import import_tensorrt
-    from cpgait.runtime.tensorrt import DeviceBuffer, cuda_check, cuda_runtime
+    from cpgait.runtime.backends.trt_engine import import_tensorrt
+    from cpgait.runtime.backends.trt_runner import DeviceBuffer, cuda_check, cuda_runtime
 
     trt = import_tensorrt()
     if not hasattr(trt, "IInt8EntropyCalibrator2"):
-        raise CpgaitError(f"TensorRT {trt.__version__} has no implicit INT8 calibrator; build the Q/DQ model from "
-                          "`cpgait calibrate` instead")
+        raise CpgaitError(
+            f"TensorRT {trt.__version__} has no implicit INT8 calibrator; build the Q/DQ model from "
+            "`cpgait calibrate` instead"
+        )
     cache = Path(cache)
     if windows is None and not cache.is_file():
         raise CpgaitError(f"{cache}: no calibration cache yet; pass --data with sequence files to create it")
@@ -53,8 +55,9 @@ def make_entropy_calibrator(windows: WindowSet | None, cache: str | Path, batch:
                 host = np.ascontiguousarray(feed[name], dtype=np.float32)
                 buffer = self._buffers.setdefault(name, DeviceBuffer(cudart))
                 ptr = buffer.reserve(host.nbytes)
-                cuda_check(cudart.cudaMemcpy(ptr, host.ctypes.data, host.nbytes,
-                                             cudart.cudaMemcpyKind.cudaMemcpyHostToDevice))
+                cuda_check(
+                    cudart.cudaMemcpy(ptr, host.ctypes.data, host.nbytes, cudart.cudaMemcpyKind.cudaMemcpyHostToDevice)
+                )
                 pointers.append(ptr)
             return pointers
 

@@ -40,34 +40,51 @@ def train_command(
     data: str = typer.Argument(..., help="Labelled sequence files: a folder of .npz or a CSV manifest."),
     out: str = typer.Option(..., "--out", help="The checkpoint to write (.pt); rewritten after every epoch."),
     streams: str = typer.Option("fused", "--streams", help="fused, skeleton (ST-GCN only) or gait (features only)."),
-    feature_joints: str = typer.Option(None, "--feature-joints", help="A joint ranking from `cpgait explain`: the "
-                                       "gait features are limited to those computable from its top --top-k joints."),
+    feature_joints: str = typer.Option(
+        None,
+        "--feature-joints",
+        help="A joint ranking from `cpgait explain`: the "
+        "gait features are limited to those computable from its top --top-k joints.",
+    ),
     top_k: int = typer.Option(None, "--top-k", min=1, help="How many top joints of --feature-joints to use."),
     window: int = typer.Option(124, "--window", min=8, help="Window length T in frames at the model fps."),
     fps: float = typer.Option(30.0, "--fps", help="Model fps (recordings are resampled to it)."),
     stride: int = typer.Option(None, "--stride", min=1, help="Frames between window starts (default T/4)."),
     epochs: int = typer.Option(40, "--epochs", min=1, help="Most epochs (early stopping may end sooner)."),
-    patience: int = typer.Option(10, "--patience", min=1, help="Stop after this many epochs without a better "
-                                 "validation macro-F1."),
+    patience: int = typer.Option(
+        10, "--patience", min=1, help="Stop after this many epochs without a better validation macro-F1."
+    ),
     batch_size: int = typer.Option(32, "--batch-size", min=2, help="Windows per step."),
     lr: float = typer.Option(2e-3, "--lr", help="AdamW peak learning rate (cosine schedule)."),
     width: float = typer.Option(0.25, "--width", help="ST-GCN channel multiplier (1.0 = 64..256 channels)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the split, initialisation, sampling and augmentation."),
     no_augment: bool = typer.Option(False, "--no-augment", help="Train without augmentation."),
-    resume: bool = typer.Option(False, "--resume", help="Continue the interrupted run stored in --out "
-                                "(same data and options)."),
+    resume: bool = typer.Option(
+        False, "--resume", help="Continue the interrupted run stored in --out (same data and options)."
+    ),
     device: str = typer.Option("auto", "--device", help="auto (CUDA when present), cpu or cuda."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace --out if it exists."),
 ) -> None:
     """Train the severity model (subject-level split, balanced sampling, augmentation, early stopping)."""
-    from cpgait.export.train import TrainConfig, joints_from_ranking, train
+    from cpgait.training.train import TrainConfig, joints_from_ranking, train
 
     if (feature_joints is None) != (top_k is None):
         raise CpgaitError("--feature-joints and --top-k go together: a ranking file and how many of its joints")
     joints = joints_from_ranking(feature_joints, top_k) if feature_joints else ()
-    config = TrainConfig(streams=streams, window=window, fps=fps, stride=stride or max(1, window // 4),
-                         epochs=epochs, batch_size=batch_size, lr=lr, width=width, seed=seed, patience=patience,
-                         joints=joints, augment=not no_augment)
+    config = TrainConfig(
+        streams=streams,
+        window=window,
+        fps=fps,
+        stride=stride or max(1, window // 4),
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        width=width,
+        seed=seed,
+        patience=patience,
+        joints=joints,
+        augment=not no_augment,
+    )
     train(data, out, config, device=device, resume=resume, overwrite=overwrite)
 
 
@@ -75,15 +92,16 @@ def train_command(
 def evaluate_command(
     checkpoint: str = typer.Argument(..., help="The checkpoint (.pt) to evaluate."),
     data: str = typer.Argument(..., help="Labelled sequence files: a folder of .npz or a CSV manifest."),
-    split: str = typer.Option("test", "--split", help="test / val / train (the checkpoint's own subject split) "
-                              "or all."),
+    split: str = typer.Option(
+        "test", "--split", help="test / val / train (the checkpoint's own subject split) or all."
+    ),
     out: str = typer.Option(None, "--out", help="Folder for evaluation.json and confusion.png (default: print only)."),
     stride: int = typer.Option(None, "--stride", min=1, help="Frames between windows (default: as trained)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing files in --out."),
 ) -> None:
     """Window- and recording-level accuracy, macro-F1, weighted kappa and confusion matrices."""
-    from cpgait.export.evaluate import evaluate
+    from cpgait.training.evaluate import evaluate
 
     evaluate(checkpoint, data, split=split, out=out, overwrite=overwrite, stride=stride, device=device)
 
@@ -93,22 +111,29 @@ def explain_command(
     checkpoint: str = typer.Argument(..., help="A checkpoint with an ST-GCN stream (fused or skeleton)."),
     data: str = typer.Argument(..., help="Labelled sequence files: a folder of .npz or a CSV manifest."),
     out: str = typer.Option(..., "--out", help="Folder for joint_ranking.json and joint_importance.png."),
-    split: str = typer.Option("train", "--split", help="Whose windows: train / val / test (the checkpoint's split) "
-                              "or all. Default train, so choosing joints never looks at test data."),
+    split: str = typer.Option(
+        "train",
+        "--split",
+        help="Whose windows: train / val / test (the checkpoint's split) "
+        "or all. Default train, so choosing joints never looks at test data.",
+    ),
     target: str = typer.Option("true", "--target", help="Explain the true class or the predicted class."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing files in --out."),
 ) -> None:
     """Grad-CAM joint importance of the ST-GCN; writes the ranking `cpgait train --feature-joints` reads."""
-    from cpgait.export.explain import explain
+    from cpgait.training.gradcam import explain
 
     explain(checkpoint, data, out, split=split, target=target, overwrite=overwrite, device=device)
 
 
 @app.command("run")
 def run_command(
-    source: str = typer.Argument(..., help="Video file, camera index (0 or /dev/video0), rtsp://... or http://... URL, "
-                                 "or a GStreamer pipeline (e.g. a Jetson CSI camera; see capture.jetson_csi_pipeline)."),
+    source: str = typer.Argument(
+        ...,
+        help="Video file, camera index (0 or /dev/video0), rtsp://... or http://... URL, "
+        "or a GStreamer pipeline (e.g. a Jetson CSI camera; see capture.jetson_csi_pipeline).",
+    ),
     model: str = typer.Option(..., "--model", help="The classifier: an ONNX file carrying its model contract."),
     pose: str = typer.Option("blazepose", "--pose", help="Pose model: blazepose (33 points with feet) or movenet."),
     backend: str = typer.Option("ort-cpu", "--backend", help="Classifier backend: ort-cpu, ort-cuda, trt, ..."),
@@ -120,14 +145,19 @@ def run_command(
     paced: bool = typer.Option(False, "--paced", help="Replay a file at its fps as if live (newest frame only)."),
     stride: int = typer.Option(None, "--stride", min=1, help="Classify every S model frames (default T/4)."),
     max_frames: int = typer.Option(None, "--max-frames", min=1, help="Stop a file after this many frames."),
-    record: str = typer.Option(None, "--record", help="Save the raw keypoints of every classified window in this "
-                               "folder (sequence files, size-bounded) to calibrate INT8 on this site's own data."),
+    record: str = typer.Option(
+        None,
+        "--record",
+        help="Save the raw keypoints of every classified window in this "
+        "folder (sequence files, size-bounded) to calibrate INT8 on this site's own data.",
+    ),
 ) -> None:
     """Camera or video -> pose -> walking subject -> gait features -> severity estimate, live."""
-    from cpgait.runtime.pipeline import RunOptions, format_summary, run_live
+    from cpgait.runtime.live.pipeline import RunOptions, format_summary, run_live
 
-    options = RunOptions(source, model, pose, backend, pose_backend, show, out, events, overwrite, paced, stride,
-                         max_frames, record)
+    options = RunOptions(
+        source, model, pose, backend, pose_backend, show, out, events, overwrite, paced, stride, max_frames, record
+    )
     summary, contract = run_live(options)
     typer.echo(format_summary(summary, contract, source))
     for what, path in (("overlay", out), ("events", events), ("recorded windows", record)):
@@ -145,15 +175,17 @@ def pose_command(
 ) -> None:
     """Video -> the walking subject's keypoint sequence (same pose and tracking stages as `cpgait run`)."""
     from cpgait.errors import refuse_overwrite
-    from cpgait.runtime.pipeline import record_sequence
-    from cpgait.runtime.pose import load_pose_model
+    from cpgait.runtime.live.pipeline import record_sequence
+    from cpgait.runtime.pose.interface import load_pose_model
 
     refuse_overwrite(out, overwrite)
     sequence, summary = record_sequence(video, load_pose_model(pose, backend))
     path = sequence.save(out, overwrite=overwrite)
     missing = float((sequence.keypoints[..., 2] <= 0).mean())
-    typer.echo(f"{path}: {sequence.num_frames} frames of the walking subject ({summary.frames} in the video), "
-               f"layout {sequence.layout}, {sequence.fps:g} fps, {missing:.1%} of points missing")
+    typer.echo(
+        f"{path}: {sequence.num_frames} frames of the walking subject ({summary.frames} in the video), "
+        f"layout {sequence.layout}, {sequence.fps:g} fps, {missing:.1%} of points missing"
+    )
 
 
 @app.command("export")
@@ -166,11 +198,15 @@ def export(
     fp16: bool = typer.Option(False, "--fp16", help="Also write model.fp16.onnx (FP16 inside, FP32 I/O) for GPUs."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing output files."),
 ) -> None:
-    """Export a checkpoint to ONNX with its contract; checks parity with PyTorch (|delta logits| <= 1e-4, same top-1)."""
+    """Export a checkpoint to ONNX with its contract.
+
+    Checks parity with PyTorch (|delta logits| <= 1e-4, same top-1).
+    """
     from cpgait.export.onnx_export import export_checkpoint
 
-    result = export_checkpoint(checkpoint, out, opset=opset, simplify=not no_simplify, data=data, fp16=fp16,
-                               overwrite=overwrite)
+    result = export_checkpoint(
+        checkpoint, out, opset=opset, simplify=not no_simplify, data=data, fp16=fp16, overwrite=overwrite
+    )
     typer.echo(f"{result.path}: {result.parity.summary()}")
     if result.fp16_path:
         typer.echo(f"{result.fp16_path}: FP16 variant, {result.fp16_parity.summary()}")
@@ -184,8 +220,11 @@ def calibrate(
     method: str = typer.Option("minmax", "--method", help="Range calibration: minmax, entropy or percentile."),
     windows: int = typer.Option(500, "--windows", help="Calibration windows, stratified by class."),
     min_windows: int = typer.Option(100, "--min-windows", help="Refuse to calibrate on fewer windows than this."),
-    keep_float: str = typer.Option("attention,head,graph", "--keep-float",
-                                   help="Groups kept in float: attention, head, graph (comma-separated, or 'none')."),
+    keep_float: str = typer.Option(
+        "attention,head,graph",
+        "--keep-float",
+        help="Groups kept in float: attention, head, graph (comma-separated, or 'none').",
+    ),
     min_agreement: float = typer.Option(0.99, "--min-agreement", help="Gate: least top-1 agreement with FP32."),
     max_f1_drop: float = typer.Option(1.0, "--max-f1-drop", help="Gate: largest macro-F1 drop in points."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUT if it exists."),
@@ -194,12 +233,20 @@ def calibrate(
     from rich.console import Console
 
     from cpgait.calibration.gate import Thresholds, render
-    from cpgait.calibration.quantize import QuantizeSettings, calibrate as run_calibration
+    from cpgait.calibration.quantize import QuantizeSettings
+    from cpgait.calibration.quantize import calibrate as run_calibration
 
     groups = () if keep_float.strip() in ("", "none") else tuple(g.strip() for g in keep_float.split(","))
-    result = run_calibration(model, data, out, QuantizeSettings(method=method, keep_float=groups), windows=windows,
-                             minimum=min_windows, thresholds=Thresholds(min_agreement, max_f1_drop),
-                             overwrite=overwrite)
+    result = run_calibration(
+        model,
+        data,
+        out,
+        QuantizeSettings(method=method, keep_float=groups),
+        windows=windows,
+        minimum=min_windows,
+        thresholds=Thresholds(min_agreement, max_f1_drop),
+        overwrite=overwrite,
+    )
     Console().print(render(result.gate))
     typer.echo(f"calibrated on {result.calibration_origin}; kept in float: {', '.join(result.float_nodes) or 'none'}")
     if not result.gate.ok:
@@ -222,15 +269,17 @@ def verify(
     """Accuracy gate: same decisions? Agreement, accuracy, macro-F1, per-class F1, |delta logits|; Q/DQ rule check."""
     from rich.console import Console
 
-    from cpgait.calibration.gate import Thresholds, render, verify as run_gate, write_json
-    from cpgait.calibration.windows import load_windows
+    from cpgait.calibration.gate import Thresholds, render, write_json
+    from cpgait.calibration.gate import verify as run_gate
+    from cpgait.runtime.data.windows import load_windows
 
     if json_out:
         from cpgait.errors import require_writable
 
         require_writable(json_out, overwrite)
-    report = run_gate(a, b, lambda contract: load_windows(data, contract, count=windows),
-                      Thresholds(min_agreement, max_f1_drop))
+    report = run_gate(
+        a, b, lambda contract: load_windows(data, contract, count=windows), Thresholds(min_agreement, max_f1_drop)
+    )
     Console().print(render(report))
     if json_out:
         write_json(report, json_out, overwrite=True)
@@ -254,18 +303,26 @@ def build(
     """Build a TensorRT engine for this GPU (cached by model, precision, profile, GPU and TensorRT version)."""
     from pathlib import Path
 
-    from cpgait.runtime.engine import Profile, build_engine
+    from cpgait.runtime.backends.trt_engine import Profile, build_engine
 
     profile = Profile.parse(batch)
     windows = None
     if data:
-        from cpgait.calibration.windows import load_windows
-        from cpgait.runtime.contract import ModelContract
+        from cpgait.runtime.core.contract import ModelContract
+        from cpgait.runtime.data.windows import load_windows
 
         windows = load_windows(data, ModelContract.from_onnx(model), count=500)
     folder = out or str(Path(model).parent / "engines")
-    path = build_engine(model, precision, profile, folder, workspace_mb=workspace, calib_cache=calib_cache,
-                        calibration_windows=windows, overwrite=overwrite)
+    path = build_engine(
+        model,
+        precision,
+        profile,
+        folder,
+        workspace_mb=workspace,
+        calib_cache=calib_cache,
+        calibration_windows=windows,
+        overwrite=overwrite,
+    )
     typer.echo(f"{path} (side-car {Path(path).with_suffix('.json').name})")
 
 
@@ -283,8 +340,8 @@ def synth(
     from collections import Counter
     from pathlib import Path
 
-    from cpgait.export.synth import write_dataset
-    from cpgait.runtime.sequence import GMFCS_LEVELS
+    from cpgait.runtime.core.sequence import GMFCS_LEVELS
+    from cpgait.training.synth import write_dataset
 
     paths = write_dataset(Path(out), n, seed, clean=clean, overwrite=overwrite, fps=fps, layout=layout)
     levels = Counter(p.stem.split("_")[1] for p in paths)
@@ -295,7 +352,9 @@ def synth(
 
 @app.command("import")
 def import_keypoints(
-    src: str = typer.Argument(..., metavar="SRC", help="A folder of OpenPose *_keypoints.json files, or a keypoint CSV."),
+    src: str = typer.Argument(
+        ..., metavar="SRC", help="A folder of OpenPose *_keypoints.json files, or a keypoint CSV."
+    ),
     out: str = typer.Option(..., "-o", "--out", help="The sequence file to write (.npz)."),
     fps: float = typer.Option(None, "--fps", help="Frames per second of the video (a CSV with time_s may omit it)."),
     fmt: str = typer.Option("auto", "--format", help="auto (folder = openpose, .csv = csv), openpose or csv."),
@@ -312,7 +371,7 @@ def import_keypoints(
     import numpy as np
 
     from cpgait.errors import refuse_overwrite
-    from cpgait.export.importers import import_csv, import_openpose
+    from cpgait.runtime.data.importers import import_csv, import_openpose
 
     source = Path(src)
     refuse_overwrite(out, overwrite)

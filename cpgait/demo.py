@@ -29,8 +29,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clip", type=Path, default=CLIP, help="walking video (default: the Sports2D clip)")
     parser.add_argument("--model", type=Path, default=MODEL, help="classifier ONNX (default: the reference model)")
     parser.add_argument("--pose", default="blazepose", choices=("blazepose", "movenet"))
-    parser.add_argument("--out-dir", type=Path, default=ROOT / "out" / "demo",
-                        help="results folder (each run makes a new run-* folder in it)")
+    parser.add_argument(
+        "--out-dir",
+        type=Path,
+        default=ROOT / "out" / "demo",
+        help="results folder (each run makes a new run-* folder in it)",
+    )
     args = parser.parse_args(argv)
     try:
         return _demo(args)
@@ -43,8 +47,8 @@ def _demo(args: argparse.Namespace) -> int:
     import cv2
 
     from cpgait.errors import CpgaitError
-    from cpgait.runtime.overlay import fit_width
-    from cpgait.runtime.pipeline import RunOptions, format_summary, run_live
+    from cpgait.runtime.live.overlay import fit_width
+    from cpgait.runtime.live.pipeline import RunOptions, format_summary, run_live
 
     if not args.clip.is_file():
         raise CpgaitError(f"{args.clip}: demo clip missing; `make .cache/demo.mp4` fetches it (sports2d wheel)")
@@ -59,19 +63,28 @@ def _demo(args: argparse.Namespace) -> int:
         except FileExistsError:
             run_dir = args.out_dir / f"{stamp}-{n}"
     snapshot = run_dir / "overlay.png"
-    options = RunOptions(source=str(args.clip), model=str(args.model), pose=args.pose,
-                         out=str(run_dir / "overlay.mp4"), events=str(run_dir / "events.jsonl"))
+    options = RunOptions(
+        source=str(args.clip),
+        model=str(args.model),
+        pose=args.pose,
+        out=str(run_dir / "overlay.mp4"),
+        events=str(run_dir / "events.jsonl"),
+    )
 
     def save_snapshot(report, picture) -> None:
         if picture is not None and not snapshot.exists() and report.subject.frame.timestamp >= SNAPSHOT_S:
             cv2.imwrite(str(snapshot), fit_width(picture))
 
-    print(f"cpgait demo: {args.clip.name} -> {args.pose} pose -> walking subject -> gait features -> "
-          f"{args.model.name} (ONNX Runtime, CPU)")
+    print(
+        f"cpgait demo: {args.clip.name} -> {args.pose} pose -> walking subject -> gait features -> "
+        f"{args.model.name} (ONNX Runtime, CPU)"
+    )
     summary, contract = run_live(options, on_report=save_snapshot)
     print(format_summary(summary, contract, str(args.clip)))
-    print(f"throughput: {summary.fps:.1f} frames/s end to end on this machine, overlay video encoding included "
-          f"(the clip is {summary.frames} frames at {summary.source_fps:.3g} fps)")
+    print(
+        f"throughput: {summary.fps:.1f} frames/s end to end on this machine, overlay video encoding included "
+        f"(the clip is {summary.frames} frames at {summary.source_fps:.3g} fps)"
+    )
     print(f"overlay video: {options.out}")
     print(f"events:        {options.events}")
     if snapshot.exists():

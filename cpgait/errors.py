@@ -7,7 +7,7 @@ class CpgaitError(ValueError):
     """Bad input from the user: names the file, the value and what was expected."""
 
 
-def refuse_overwrite(path: "object", overwrite: bool) -> None:
+def refuse_overwrite(path: object, overwrite: bool) -> None:
     """Raise unless `path` is free or the user asked to overwrite it (nothing the user had is lost silently)."""
     from pathlib import Path
 
@@ -16,7 +16,7 @@ def refuse_overwrite(path: "object", overwrite: bool) -> None:
         raise CpgaitError(f"{p}: already exists; pass --overwrite to replace it")
 
 
-def require_writable(path: "object", overwrite: bool) -> "object":
+def require_writable(path: object, overwrite: bool) -> object:
     """Refuse an existing output without `overwrite` and a folder that cannot be written, before any work is done."""
     from pathlib import Path
 

@@ -22,7 +22,7 @@ import torch
 
 from cpgait.errors import CpgaitError, refuse_overwrite
 from cpgait.export.model import ModelConfig, SeverityModel
-from cpgait.runtime.contract import ModelContract
+from cpgait.runtime.core.contract import ModelContract
 
 CHECKPOINT_FORMAT = "cpgait.checkpoint/1"
 
@@ -115,8 +115,10 @@ def load_checkpoint(path: str | Path, expect: ModelContract | None = None) -> Ch
     except Exception as exc:  # zip, unpickling and torch errors all mean "not a readable checkpoint"
         # torch's weights-only message advises loading with weights_only=False: wrong advice for a user's file
         reason = exc.__class__.__name__ if "weights_only" in str(exc) else str(exc).strip().split("\n")[0]
-        raise CpgaitError(f"{path}: not a readable cpgait checkpoint (corrupt or not a torch file: "
-                          f"{reason or exc.__class__.__name__})") from None
+        raise CpgaitError(
+            f"{path}: not a readable cpgait checkpoint (corrupt or not a torch file: "
+            f"{reason or exc.__class__.__name__})"
+        ) from None
     if not isinstance(data, dict) or "format" not in data:
         raise CpgaitError(f"{path}: not a cpgait checkpoint (no 'format' entry; expected {CHECKPOINT_FORMAT!r})")
     if data["format"] != CHECKPOINT_FORMAT:

@@ -15,8 +15,8 @@ import torch
 from torch import Tensor, nn
 
 from cpgait.errors import CpgaitError
-from cpgait.runtime.contract import STREAMS, record_from_dict
-from cpgait.runtime.layouts import COCO17, stgcn_partitions
+from cpgait.runtime.core.contract import STREAMS, record_from_dict
+from cpgait.runtime.core.layouts import COCO17, stgcn_partitions
 
 # ST-GCN (Yan et al. 2018): ten blocks; the first 128- and the first 256-channel block halve the time axis.
 STGCN_CHANNELS = (64, 64, 64, 64, 128, 128, 128, 256, 256, 256)
@@ -94,7 +94,7 @@ class ModelConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict, where: str = "model config") -> "ModelConfig":
+    def from_dict(cls, data: dict, where: str = "model config") -> ModelConfig:
         return record_from_dict(cls, data, where, "model config")
 
 
@@ -224,15 +224,17 @@ class SeverityModel(nn.Module):
             self.skeleton_attends = CrossAttention(d, config.heads, config.dropout)
             self.gait_attends = CrossAttention(d, config.heads, config.dropout)
         pooled = 2 * d if config.streams == "fused" else d
-        self.head = nn.Sequential(nn.Linear(pooled, d), nn.ReLU(), nn.Dropout(config.dropout),
-                                  nn.Linear(d, config.num_classes))
+        self.head = nn.Sequential(
+            nn.Linear(pooled, d), nn.ReLU(), nn.Dropout(config.dropout), nn.Linear(d, config.num_classes)
+        )
 
     def skeleton_tokens(self, skeleton: Tensor) -> Tensor:
         """ST-GCN output pooled over joints: one token per (downsampled) time step, [N, T/4, D]."""
         return self.skeleton_proj(self.skeleton(skeleton).mean(dim=3).transpose(1, 2))
 
-    def forward(self, skeleton: Tensor | None = None, gait_series: Tensor | None = None,
-                gait_scalars: Tensor | None = None) -> Tensor:
+    def forward(
+        self, skeleton: Tensor | None = None, gait_series: Tensor | None = None, gait_scalars: Tensor | None = None
+    ) -> Tensor:
         given = {"skeleton": skeleton, "gait_series": gait_series, "gait_scalars": gait_scalars}
         missing = [name for name in self.config.input_names if given[name] is None]
         if missing:

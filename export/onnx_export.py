@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from cpgait.calibration.windows import WindowSet, load_windows, synthetic_windows
 from cpgait.errors import CpgaitError, require_writable
-from cpgait.runtime.contract import METADATA_KEY, ModelContract
+from cpgait.runtime.core.contract import METADATA_KEY, ModelContract
+from cpgait.runtime.data.windows import WindowSet, load_windows, synthetic_windows
 
 DEFAULT_OPSET = 17
 PARITY_TOLERANCE = 1e-4
@@ -44,8 +44,10 @@ class ParityReport:
 
     def summary(self) -> str:
         verdict = "PASS" if self.ok else "FAIL"
-        return (f"parity {verdict}: max |delta logits| {self.max_abs_diff:.2e} (limit {self.tolerance:.0e}), "
-                f"top-1 agreement {self.top1_agreement:.2%} on {self.origin}")
+        return (
+            f"parity {verdict}: max |delta logits| {self.max_abs_diff:.2e} (limit {self.tolerance:.0e}), "
+            f"top-1 agreement {self.top1_agreement:.2%} on {self.origin}"
+        )
 
 
 def _example_inputs(contract: ModelContract, batch: int = 2) -> dict:
@@ -55,13 +57,13 @@ def _example_inputs(contract: ModelContract, batch: int = 2) -> dict:
 
 
 def export_model(
-    model: "object",
+    model: object,
     contract: ModelContract,
     out: str | Path,
     opset: int = DEFAULT_OPSET,
     simplify: bool = True,
     overwrite: bool = False,
-) -> "object":
+) -> object:
     """Export an eval-mode torch model to an ONNX `ModelProto` (written to `out` by the caller after parity)."""
     import onnx
     import torch
@@ -76,9 +78,16 @@ def export_model(
         with warnings.catch_warnings():  # the TorchScript exporter announces its own deprecation; chosen on purpose
             warnings.simplefilter("ignore")
             torch.onnx.export(
-                model, (), str(tmp), kwargs=_example_inputs(contract), input_names=names, output_names=["logits"],
-                opset_version=opset, dynamic_axes={n: {0: "batch"} for n in names + ["logits"]},
-                do_constant_folding=True, dynamo=False,
+                model,
+                (),
+                str(tmp),
+                kwargs=_example_inputs(contract),
+                input_names=names,
+                output_names=["logits"],
+                opset_version=opset,
+                dynamic_axes={n: {0: "batch"} for n in names + ["logits"]},
+                do_constant_folding=True,
+                dynamo=False,
             )
         proto = onnx.load(str(tmp))
     finally:
@@ -94,7 +103,7 @@ def export_model(
     return proto
 
 
-def _require_batch_only_dynamic(proto: "object", names: list[str]) -> None:
+def _require_batch_only_dynamic(proto: object, names: list[str]) -> None:
     got = [i.name for i in proto.graph.input]
     if got != names:
         raise CpgaitError(f"exported inputs are {got}; the contract expects {names} (an unused input was dropped?)")
@@ -105,7 +114,7 @@ def _require_batch_only_dynamic(proto: "object", names: list[str]) -> None:
             raise CpgaitError(f"tensor {value.name!r} has shape {shape}; expected only the batch axis dynamic")
 
 
-def set_contract(proto: "object", contract: ModelContract) -> None:
+def set_contract(proto: object, contract: ModelContract) -> None:
     """Write the contract JSON into the model's metadata_props (replacing an older one)."""
     for prop in [p for p in proto.metadata_props if p.key == METADATA_KEY]:
         proto.metadata_props.remove(prop)
@@ -113,7 +122,7 @@ def set_contract(proto: "object", contract: ModelContract) -> None:
     entry.key, entry.value = METADATA_KEY, contract.to_json()
 
 
-def save_model(proto: "object", out: str | Path) -> Path:
+def save_model(proto: object, out: str | Path) -> Path:
     """Write via a temporary name so a failed write never leaves a half file at `out`."""
     import onnx
 
@@ -124,8 +133,9 @@ def save_model(proto: "object", out: str | Path) -> Path:
     return out
 
 
-def parity(model: "object", onnx_model: "object", windows: WindowSet, tolerance: float = PARITY_TOLERANCE,
-           batch: int = 16) -> ParityReport:
+def parity(
+    model: object, onnx_model: object, windows: WindowSet, tolerance: float = PARITY_TOLERANCE, batch: int = 16
+) -> ParityReport:
     """Compare PyTorch and ONNX Runtime (CPU) logits on the same windows."""
     import onnxruntime as ort
     import torch
@@ -146,7 +156,7 @@ def parity(model: "object", onnx_model: "object", windows: WindowSet, tolerance:
     )
 
 
-def to_fp16(proto: "object") -> "object":
+def to_fp16(proto: object) -> object:
     """FP16 variant for ONNX Runtime CUDA / TensorRT 11 (weights and compute in float16, inputs and logits FP32)."""
     import onnx
     from onnxconverter_common import float16
@@ -194,14 +204,17 @@ def export_checkpoint(
     sample = load_windows(data, contract, count=windows) if data else synthetic_windows(contract, windows)
     report = parity(model, proto, sample)
     if not report.ok:
-        raise CpgaitError(f"{checkpoint}: ONNX export does not reproduce PyTorch; {report.summary()}; "
-                          f"{out} was not written")
+        raise CpgaitError(
+            f"{checkpoint}: ONNX export does not reproduce PyTorch; {report.summary()}; {out} was not written"
+        )
     path = save_model(proto, out)
     if half_out is None:
         return ExportResult(path, report)
     half = to_fp16(proto)
     half_report = parity(model, half, sample, tolerance=FP16_TOLERANCE)
     if not half_report.ok:
-        raise CpgaitError(f"{checkpoint}: the FP16 variant does not reproduce PyTorch; {half_report.summary()}; "
-                          f"{half_out} was not written ({path} was)")
+        raise CpgaitError(
+            f"{checkpoint}: the FP16 variant does not reproduce PyTorch; {half_report.summary()}; "
+            f"{half_out} was not written ({path} was)"
+        )
     return ExportResult(path, report, save_model(half, half_out), half_report)

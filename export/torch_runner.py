@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 import numpy as np
 
 from cpgait.errors import CpgaitError
-from cpgait.runtime.contract import ModelContract
-from cpgait.runtime.runners import Runner, TensorSpec, contract_input_specs
+from cpgait.runtime.backends.runners import Runner, TensorSpec, contract_input_specs
+from cpgait.runtime.core.contract import ModelContract
 
 
 class TorchRunner(Runner):
@@ -19,7 +19,7 @@ class TorchRunner(Runner):
 
     def __init__(
         self,
-        model: "str | Path | object",
+        model: str | Path | object,
         device: str = "cpu",
         threads: int | None = None,
         contract: ModelContract | None = None,

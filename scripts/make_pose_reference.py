@@ -1,6 +1,6 @@
 """Save MediaPipe's own BlazePose landmarks on a still image: the reference the ONNX pipeline is tested against.
 
-The ONNX BlazePose pipeline in `cpgait.runtime.blazepose` re-implements MediaPipe's pose graph in numpy/OpenCV; the
+The ONNX BlazePose pipeline in `cpgait.runtime.pose.blazepose` re-implements MediaPipe's pose graph in numpy/OpenCV; the
 test `tests/runtime/test_pose.py` compares its landmarks with what `mp.solutions.pose` itself returns on the same
 image. This script makes that reference file once; the product never imports mediapipe.
 
@@ -27,8 +27,12 @@ import platform
 import sys
 from pathlib import Path
 
-OPTIONS = {"static_image_mode": True, "model_complexity": 1, "enable_segmentation": False,
-           "min_detection_confidence": 0.5}
+OPTIONS = {
+    "static_image_mode": True,
+    "model_complexity": 1,
+    "enable_segmentation": False,
+    "min_detection_confidence": 0.5,
+}
 
 
 def main() -> int:
@@ -70,7 +74,7 @@ def main() -> int:
         },
         "columns": ["x_px", "y_px", "z", "visibility"],
         "units": "x, y in image pixels (MediaPipe's normalised x * width, y * height); z is MediaPipe's relative "
-                 "depth times width (same scale as x); visibility in [0, 1]",
+        "depth times width (same scale as x); visibility in [0, 1]",
         "landmarks": [
             [round(m.x * width, 3), round(m.y * height, 3), round(m.z * width, 3), round(m.visibility, 5)]
             for m in marks

@@ -22,14 +22,18 @@ from pathlib import Path
 
 import numpy as np
 
-from cpgait.export.evaluate import evaluate
-from cpgait.export.explain import explain
-from cpgait.export.train import TrainConfig, train
-from cpgait.runtime.features import FEATURES, select_features
+from cpgait.runtime.gait.features import FEATURES, select_features
+from cpgait.training.evaluate import evaluate
+from cpgait.training.gradcam import explain
+from cpgait.training.train import TrainConfig, train
 
 VARIANTS = ("skeleton", "gait", "fused", "fused-gradcam")
-LABELS = {"skeleton": "skeleton only (ST-GCN)", "gait": "gait features only", "fused": "fused, all joints",
-          "fused-gradcam": "fused, Grad-CAM joints"}
+LABELS = {
+    "skeleton": "skeleton only (ST-GCN)",
+    "gait": "gait features only",
+    "fused": "fused, all joints",
+    "fused-gradcam": "fused, Grad-CAM joints",
+}
 
 
 def gradcam_joints(ranking_file: Path) -> tuple[str, ...]:
@@ -61,8 +65,11 @@ def run_seed(data: Path, out: Path, seed: int, args: argparse.Namespace) -> dict
         ckpt = folder / f"{variant}.pt"
         train(data, ckpt, TrainConfig(streams=streams, joints=joints, **common), overwrite=True, show_progress=False)
         reports[variant] = evaluate(ckpt, data, split="test")
-        reports[variant].update(train_seconds=round(time.monotonic() - started, 1), feature_joints=list(joints),
-                                features=len(select_features(joints)) if joints else len(FEATURES))
+        reports[variant].update(
+            train_seconds=round(time.monotonic() - started, 1),
+            feature_joints=list(joints),
+            features=len(select_features(joints)) if joints else len(FEATURES),
+        )
     return reports
 
 
@@ -79,22 +86,31 @@ def mean_std(values: list[float | None]) -> str:
 def table(results: dict[int, dict[str, dict]], args: argparse.Namespace) -> str:
     """Markdown: one row per variant, mean ± sample std over the seeds."""
     seeds = sorted(results)
-    rows = ["| model | recording accuracy | recording macro-F1 | recording kappa (linear) | window accuracy |",
-            "|---|---|---|---|---|"]
+    rows = [
+        "| model | recording accuracy | recording macro-F1 | recording kappa (linear) | window accuracy |",
+        "|---|---|---|---|---|",
+    ]
     for variant in VARIANTS:
         rec = [results[s][variant]["recordings"] for s in seeds]
         win = [results[s][variant]["windows"] for s in seeds]
-        rows.append(f"| {LABELS[variant]} | {mean_std([r['accuracy'] for r in rec])} | "
-                    f"{mean_std([r['macro_f1'] for r in rec])} | {mean_std([r['kappa_linear'] for r in rec])} | "
-                    f"{mean_std([w['accuracy'] for w in win])} |")
+        rows.append(
+            f"| {LABELS[variant]} | {mean_std([r['accuracy'] for r in rec])} | "
+            f"{mean_std([r['macro_f1'] for r in rec])} | {mean_std([r['kappa_linear'] for r in rec])} | "
+            f"{mean_std([w['accuracy'] for w in win])} |"
+        )
     joints = "; ".join(
         f"seed {s}: top {len(results[s]['fused-gradcam']['feature_joints'])} "
         f"({len(select_features(results[s]['fused-gradcam']['feature_joints']))} of {len(FEATURES)} features"
-        f"{', the fused model again' if results[s]['fused-gradcam'].get('same_as_fused') else ''})" for s in seeds)
+        f"{', the fused model again' if results[s]['fused-gradcam'].get('same_as_fused') else ''})"
+        for s in seeds
+    )
     tests = ", ".join(str(results[s]["skeleton"]["recordings"]["n"]) for s in seeds)
-    rows += ["", f"SYNTHETIC data ({args.data}), seeds {', '.join(map(str, seeds))} (split, initialisation, "
-             f"sampling); test recordings per seed: {tests}; mean ± sample std over seeds. Grad-CAM joints: "
-             f"{joints}. Training: {args.epochs} epochs at most, stride {args.stride}, width {args.width}."]
+    rows += [
+        "",
+        f"SYNTHETIC data ({args.data}), seeds {', '.join(map(str, seeds))} (split, initialisation, "
+        f"sampling); test recordings per seed: {tests}; mean ± sample std over seeds. Grad-CAM joints: "
+        f"{joints}. Training: {args.epochs} epochs at most, stride {args.stride}, width {args.width}.",
+    ]
     return "\n".join(rows) + "\n"
 
 

@@ -23,8 +23,9 @@ def test_report_has_every_measure_in_wall_and_cpu_time() -> None:
 
 def test_command_refuses_bad_options_and_existing_output(tmp_path) -> None:
     def bench(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "cpgait.bench.cli", "features", *args],
-                              capture_output=True, text=True, timeout=300)
+        return subprocess.run(
+            [sys.executable, "-m", "cpgait.bench.cli", "features", *args], capture_output=True, text=True, timeout=300
+        )
 
     few = bench("--frames", "3")
     assert few.returncode == 2 and "--frames 3" in few.stderr and "Traceback" not in few.stderr

@@ -21,10 +21,18 @@ from cpgait.bench.report import not_run, to_markdown
 from cpgait.bench.results import load_report, validate, write_json
 from cpgait.bench.timing import Budget
 from cpgait.errors import CpgaitError
-from cpgait.runtime.contract import METADATA_KEY, ModelContract
+from cpgait.runtime.core.contract import METADATA_KEY, ModelContract
 
-CONTRACT = ModelContract(layout="coco17", window=8, fps=30.0, series_features=(), scalar_features=(),
-                         feature_joints=(), streams="skeleton", training_data="test stand-in, no training")
+CONTRACT = ModelContract(
+    layout="coco17",
+    window=8,
+    fps=30.0,
+    series_features=(),
+    scalar_features=(),
+    feature_joints=(),
+    streams="skeleton",
+    training_data="test stand-in, no training",
+)
 
 
 def _tiny_onnx(path: Path, window: int = 8) -> Path:
@@ -34,8 +42,10 @@ def _tiny_onnx(path: Path, window: int = 8) -> Path:
 
     weight = helper.make_tensor("w", TensorProto.FLOAT, [3, 4], np.linspace(-1, 1, 12).tolist())
     graph = helper.make_graph(
-        [helper.make_node("ReduceMean", ["skeleton", "axes"], ["pooled"], keepdims=0),
-         helper.make_node("MatMul", ["pooled", "w"], ["logits"])],
+        [
+            helper.make_node("ReduceMean", ["skeleton", "axes"], ["pooled"], keepdims=0),
+            helper.make_node("MatMul", ["pooled", "w"], ["logits"]),
+        ],
         "tiny",
         [helper.make_tensor_value_info("skeleton", TensorProto.FLOAT, ["batch", 3, window, 17])],
         [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 4])],
@@ -132,10 +142,12 @@ def _scaled(report: dict, factor: float) -> dict:
     return other
 
 
-@pytest.mark.parametrize("factor,threshold,regressions", [(1 / 1.5, "10%", 4), (1 / 1.5, "60%", 0), (2.0, "10%", 0),
-                                                           (1.0, "0", 0)])
-def test_compare_flags_regressions_beyond_the_threshold(report: dict, factor: float, threshold: str,
-                                                        regressions: int) -> None:
+@pytest.mark.parametrize(
+    "factor,threshold,regressions", [(1 / 1.5, "10%", 4), (1 / 1.5, "60%", 0), (2.0, "10%", 0), (1.0, "0", 0)]
+)
+def test_compare_flags_regressions_beyond_the_threshold(
+    report: dict, factor: float, threshold: str, regressions: int
+) -> None:
     rows = compare(report, _scaled(report, factor), parse_threshold(threshold))
     assert len(rows) == 4  # p50 and p95 of ort-cpu at batches 1 and 2
     assert sum(r.regression for r in rows) == regressions
@@ -155,9 +167,28 @@ def test_cli_writes_every_output_and_exits_1_on_a_regression(
 ) -> None:
     baseline = tmp_path / "baseline.json"
     write_json(_scaled(report, 1e-3), baseline, overwrite=False)  # an impossibly fast earlier run
-    code, out = _cli(monkeypatch, capsys, "model", str(tiny), "--backend", "ort-cpu,trt-int8", "--iters", "3",
-                     "--warmup", "1", "--threads", "1", "--json", str(tmp_path / "r.json"), "--md",
-                     str(tmp_path / "r.md"), "--png", str(tmp_path / "r.png"), "--compare", str(baseline))
+    code, out = _cli(
+        monkeypatch,
+        capsys,
+        "model",
+        str(tiny),
+        "--backend",
+        "ort-cpu,trt-int8",
+        "--iters",
+        "3",
+        "--warmup",
+        "1",
+        "--threads",
+        "1",
+        "--json",
+        str(tmp_path / "r.json"),
+        "--md",
+        str(tmp_path / "r.md"),
+        "--png",
+        str(tmp_path / "r.png"),
+        "--compare",
+        str(baseline),
+    )
     assert code == 1, out
     assert "REGRESSION" in out and "trt-int8" in out
     validate(json.loads((tmp_path / "r.json").read_text()))
@@ -181,8 +212,12 @@ def test_cli_writes_every_output_and_exits_1_on_a_regression(
     ],
 )
 def test_cli_bad_input_exits_2_with_a_message(
-    args: list[str], message: str, tiny: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture
+    args: list[str],
+    message: str,
+    tiny: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture,
 ) -> None:
     existing = tmp_path / "exists.json"
     existing.write_text("not json")
@@ -192,8 +227,8 @@ def test_cli_bad_input_exits_2_with_a_message(
 
 
 def test_real_windows_feed_the_batch_repeating_when_there_are_fewer() -> None:
-    from cpgait.calibration.windows import WindowSet
-    from cpgait.runtime.runners import contract_input_specs
+    from cpgait.runtime.backends.runners import contract_input_specs
+    from cpgait.runtime.data.windows import WindowSet
 
     specs = contract_input_specs(CONTRACT)
     real = np.arange(2 * 3 * 8 * 17, dtype=np.float32).reshape(2, 3, 8, 17)

@@ -29,7 +29,7 @@ def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 30.0, (320, 240))
     for i in range(FRAMES):
         image = np.full((240, 320, 3), 40, dtype=np.uint8)
-        image[60:200, 20 + 10 * i: 50 + 10 * i] = 200
+        image[60:200, 20 + 10 * i : 50 + 10 * i] = 200
         writer.write(image)
     writer.release()
     return path
@@ -73,16 +73,25 @@ def test_live_mode_accounts_for_every_source_frame(clip: Path, tmp_path: Path) -
         (["pipeline", "{clip}", "--model", "{model}", "--backend", "tpu"], "--backend 'tpu'"),
         (["pipeline", "{clip}", "--model", "{model}", "--pose", "openpose"], "pose model 'openpose'"),
         (["pipeline", "{clip}", "--model", "{model}", "--frames", "0"], "--frames 0"),
-        (["pipeline", "{clip}", "--model", "{model}", "--compare", "{model_report}"],
-         "a model report; --compare needs a pipeline report"),
+        (
+            ["pipeline", "{clip}", "--model", "{model}", "--compare", "{model_report}"],
+            "a model report; --compare needs a pipeline report",
+        ),
     ],
 )
-def test_pipeline_bad_input_exits_2(args: list[str], message: str, clip: Path, tmp_path: Path,
-                                    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+def test_pipeline_bad_input_exits_2(
+    args: list[str],
+    message: str,
+    clip: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture,
+) -> None:
     model = _tiny_onnx(tmp_path / "tiny.onnx")
     model_report = Path(__file__).parents[2] / "bench" / "results" / "model-cpu.json"  # the committed one
-    monkeypatch.setattr(sys, "argv", ["cpgait-bench", *[a.format(clip=clip, model=model, model_report=model_report)
-                                                        for a in args]])
+    monkeypatch.setattr(
+        sys, "argv", ["cpgait-bench", *[a.format(clip=clip, model=model, model_report=model_report) for a in args]]
+    )
     with pytest.raises(SystemExit) as done:
         main()
     out = capsys.readouterr()

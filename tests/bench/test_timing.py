@@ -110,8 +110,13 @@ def test_budget_split_keeps_the_total_and_warms_up_once() -> None:
 
 @pytest.mark.parametrize(
     "text,expected,error",
-    [("1,4,16", [1, 4, 16], None), ("1, 1,2", [1, 2], None), ("", None, "expected positive"),
-     ("1,x", None, "comma-separated whole numbers"), ("0", None, "expected positive")],
+    [
+        ("1,4,16", [1, 4, 16], None),
+        ("1, 1,2", [1, 2], None),
+        ("", None, "expected positive"),
+        ("1,x", None, "comma-separated whole numbers"),
+        ("0", None, "expected positive"),
+    ],
 )
 def test_parse_ints(text: str, expected: list[int] | None, error: str | None) -> None:
     if error is None:

@@ -11,9 +11,9 @@ import pytest
 from onnx import numpy_helper
 
 from cpgait.calibration.gate import Thresholds, compare, render, verify, write_json
-from cpgait.calibration.windows import WindowSet, synthetic_windows
 from cpgait.errors import CpgaitError
-from cpgait.runtime.contract import METADATA_KEY, ModelContract
+from cpgait.runtime.core.contract import METADATA_KEY, ModelContract
+from cpgait.runtime.data.windows import WindowSet, synthetic_windows
 
 CLASSES = ("GMFCS I", "GMFCS II", "GMFCS III", "GMFCS IV")
 
@@ -45,8 +45,15 @@ def test_disagreement_and_f1_drop_fail_with_reasons() -> None:
     assert report.per_class_f1_delta[0] < 0 and report.per_class_f1_delta[2] == 0
     assert any("agreement 98.00% < 99.00%" in f for f in report.failures)
     assert any("macro-F1 drop" in f for f in report.failures)
-    relaxed = compare("a", "b", _logits(labels), _logits(pred_b), _windows(labels), CLASSES,
-                      Thresholds(min_agreement=0.95, max_f1_drop=5.0))
+    relaxed = compare(
+        "a",
+        "b",
+        _logits(labels),
+        _logits(pred_b),
+        _windows(labels),
+        CLASSES,
+        Thresholds(min_agreement=0.95, max_f1_drop=5.0),
+    )
     assert relaxed.ok
 
 
@@ -55,8 +62,9 @@ def test_unlabelled_windows_give_agreement_only() -> None:
     assert report.scores_a is None and report.f1_drop is None and report.ok
 
 
-@pytest.mark.parametrize("kwargs,expected", [({"min_agreement": 1.5}, "--min-agreement"),
-                                             ({"max_f1_drop": -1}, "--max-f1-drop")])
+@pytest.mark.parametrize(
+    "kwargs,expected", [({"min_agreement": 1.5}, "--min-agreement"), ({"max_f1_drop": -1}, "--max-f1-drop")]
+)
 def test_thresholds_are_validated(kwargs: dict, expected: str) -> None:
     with pytest.raises(CpgaitError, match=expected):
         Thresholds(**kwargs)
@@ -84,19 +92,28 @@ def test_verify_checkpoint_against_its_onnx(tmp_path: Path, tiny_onnx: Path) -> 
 
     contract = ModelContract.from_onnx(tiny_onnx)
     torch.manual_seed(1)
-    config = ModelConfig(window=contract.window, num_series=len(contract.series_features),
-                         num_scalars=len(contract.scalar_features), width=0.125, embed_dim=8, heads=2)
+    config = ModelConfig(
+        window=contract.window,
+        num_series=len(contract.series_features),
+        num_scalars=len(contract.scalar_features),
+        width=0.125,
+        embed_dim=8,
+        heads=2,
+    )
     ckpt = Checkpoint(config, contract, SeverityModel(config).state_dict()).save(tmp_path / "other.pt")
     report = verify(ckpt, tiny_onnx, _synthetic)  # same contract, other weights: runs, disagrees somewhere
     assert report.windows == 16 and report.max_abs_diff > 0
 
 
-@pytest.mark.parametrize("case,expected", [
-    ("mismatch", "model contract does not match: window: 32 vs 40"),
-    ("no-contract", "has no cpgait model contract"),
-    ("suffix", "unknown model file type"),
-    ("missing", "no such model file"),
-])
+@pytest.mark.parametrize(
+    "case,expected",
+    [
+        ("mismatch", "model contract does not match: window: 32 vs 40"),
+        ("no-contract", "has no cpgait model contract"),
+        ("suffix", "unknown model file type"),
+        ("missing", "no such model file"),
+    ],
+)
 def test_verify_refuses_models_it_cannot_compare(tmp_path: Path, tiny_onnx: Path, case: str, expected: str) -> None:
     proto = onnx.load(str(tiny_onnx))
     other = tmp_path / "other.onnx"

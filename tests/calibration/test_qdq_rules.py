@@ -10,8 +10,9 @@ from onnx import TensorProto, helper, numpy_helper
 from cpgait.calibration.qdq_rules import check_qdq_model
 
 
-def _conv_model(act_zero=np.int8(0), act_scale=0.1, weight_axis=0, weight_scale=(0.1, 0.2), q_to_dq=True,
-                act_zero_present=True) -> onnx.ModelProto:
+def _conv_model(
+    act_zero=np.int8(0), act_scale=0.1, weight_axis=0, weight_scale=(0.1, 0.2), q_to_dq=True, act_zero_present=True
+) -> onnx.ModelProto:
     """x -> Q -> DQ -> Conv(DQ(int8 weight)) -> y, with the parts the parameters change."""
     w = np.ones((2, 2, 1, 1), dtype=np.int8)
     inits = [
@@ -24,13 +25,19 @@ def _conv_model(act_zero=np.int8(0), act_scale=0.1, weight_axis=0, weight_scale=
     zx = ["z_x"] if act_zero_present else []
     nodes = [
         helper.make_node("QuantizeLinear", ["x", "s_x", *zx], ["x_q"], name="q_x"),
-        helper.make_node("DequantizeLinear", ["x_q", "s_x", *zx], ["x_dq"], name="dq_x") if q_to_dq
+        helper.make_node("DequantizeLinear", ["x_q", "s_x", *zx], ["x_dq"], name="dq_x")
+        if q_to_dq
         else helper.make_node("Relu", ["x_q"], ["x_dq"], name="not_dq"),
         helper.make_node("DequantizeLinear", ["w_q", "s_w", "z_w"], ["w"], name="dq_w", axis=weight_axis),
         helper.make_node("Conv", ["x_dq", "w"], ["y"], name="conv"),
     ]
-    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 4, 4])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2, 4, 4])], inits)
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 4, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2, 4, 4])],
+        inits,
+    )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
 
 
@@ -67,7 +74,11 @@ def test_contrib_operators_are_reported() -> None:
 
 def test_a_float_model_is_not_a_qdq_model() -> None:
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2])
-    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g", [x],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2])])
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["y"])],
+        "g",
+        [x],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2])],
+    )
     report = check_qdq_model(helper.make_model(graph))
     assert not report.is_qdq and not report.ok and report.violations == ()

@@ -13,10 +13,10 @@ import pytest
 
 from cpgait.calibration.gate import GateReport
 from cpgait.calibration.qdq_rules import check_qdq_model
-from cpgait.calibration.quantize import (QUANT_METADATA_KEY, QuantizeSettings, calibrate, float_nodes, quantize)
-from cpgait.calibration.windows import load_windows
+from cpgait.calibration.quantize import QUANT_METADATA_KEY, QuantizeSettings, calibrate, float_nodes, quantize
 from cpgait.errors import CpgaitError
-from cpgait.runtime.contract import METADATA_KEY, ModelContract
+from cpgait.runtime.core.contract import METADATA_KEY, ModelContract
+from cpgait.runtime.data.windows import load_windows
 
 
 @pytest.fixture(scope="module")
@@ -71,8 +71,9 @@ def test_bad_settings_are_refused(tiny_onnx: Path, windows, settings: dict, expe
         quantize(tiny_onnx, windows, QuantizeSettings(**settings))
 
 
-def test_calibrate_writes_only_after_the_gate_passes(tiny_onnx: Path, synth_data: Path, tmp_path: Path,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_calibrate_writes_only_after_the_gate_passes(
+    tiny_onnx: Path, synth_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     out = tmp_path / "tiny.int8.onnx"
     result = calibrate(tiny_onnx, synth_data, out, windows=40, minimum=20)
     assert result.gate.ok and result.path == out and check_qdq_model(out).ok
@@ -117,13 +118,28 @@ def test_calibrate_errors(tiny_onnx: Path, synth_data: Path, tmp_path: Path, cas
         calibrate(model, synth_data, out, windows=max(minimum, 30), minimum=minimum)
 
 
-def test_cli_exits_2_with_one_line(tiny_onnx: Path, synth_data: Path, tmp_path: Path,
-                                   monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+def test_cli_exits_2_with_one_line(
+    tiny_onnx: Path, synth_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
     from cpgait.cli import main
 
-    monkeypatch.setattr(sys, "argv", ["cpgait", "calibrate", str(tiny_onnx), "--data", str(synth_data), "-o",
-                                      str(tmp_path / "x.int8.onnx"), "--min-windows", "100000",
-                                      "--windows", "100000"])
+    monkeypatch.setattr(
+        sys,
+        "argv",
+        [
+            "cpgait",
+            "calibrate",
+            str(tiny_onnx),
+            "--data",
+            str(synth_data),
+            "-o",
+            str(tmp_path / "x.int8.onnx"),
+            "--min-windows",
+            "100000",
+            "--windows",
+            "100000",
+        ],
+    )
     with pytest.raises(SystemExit) as info:
         main()
     assert info.value.code == 2

@@ -11,12 +11,19 @@ import torch
 from cpgait.errors import CpgaitError
 from cpgait.export.checkpoint import Checkpoint, load_checkpoint
 from cpgait.export.model import ModelConfig, SeverityModel
-from cpgait.runtime.contract import ModelContract
+from cpgait.runtime.core.contract import ModelContract
 
 CONFIG = ModelConfig(streams="fused", window=16, num_series=2, num_scalars=1, width=0.05, embed_dim=8, heads=2)
-CONTRACT = ModelContract(layout="coco17_feet", window=16, fps=30.0, series_features=("knee_flexion_left", "trunk_lean"),
-                         scalar_features=("cadence",), feature_joints=("left_hip", "right_hip"),
-                         training_data="SYNTHETIC test data", synthetic=True)
+CONTRACT = ModelContract(
+    layout="coco17_feet",
+    window=16,
+    fps=30.0,
+    series_features=("knee_flexion_left", "trunk_lean"),
+    scalar_features=("cadence",),
+    feature_joints=("left_hip", "right_hip"),
+    training_data="SYNTHETIC test data",
+    synthetic=True,
+)
 
 
 def _checkpoint(seed: int = 0) -> Checkpoint:
@@ -51,11 +58,14 @@ def test_expected_contract_mismatch_names_the_file_and_the_field(tmp_path: Path)
     assert str(path) in message and "window: 124 vs 16" in message and "layout: 'coco17' vs 'coco17_feet'" in message
 
 
-@pytest.mark.parametrize("config,message", [
-    (replace(CONFIG, window=32), "window: config 32 vs contract 16"),
-    (replace(CONFIG, num_series=3), "number of gait series: config 3 vs contract 2"),
-    (replace(CONFIG, streams="gait"), "streams: config 'gait' vs contract 'fused'"),
-])
+@pytest.mark.parametrize(
+    "config,message",
+    [
+        (replace(CONFIG, window=32), "window: config 32 vs contract 16"),
+        (replace(CONFIG, num_series=3), "number of gait series: config 3 vs contract 2"),
+        (replace(CONFIG, streams="gait"), "streams: config 'gait' vs contract 'fused'"),
+    ],
+)
 def test_config_that_contradicts_the_contract_is_refused(config: ModelConfig, message: str) -> None:
     with pytest.raises(CpgaitError, match=message):
         Checkpoint(config, CONTRACT, {}, {})
@@ -70,18 +80,28 @@ def _good_payload(tmp_path: Path) -> dict:
     return torch.load(_checkpoint().save(tmp_path / "good.pt"), weights_only=True)
 
 
-@pytest.mark.parametrize("make,message", [
-    (lambda d: (d / "x.pt").write_bytes(b"\x00garbage, not a zip") and d / "x.pt", "not a readable cpgait checkpoint"),
-    (lambda d: d / "missing.pt", "no such checkpoint file"),
-    (lambda d: _write(d / "x.pt", {"weights": torch.zeros(2)}), "not a cpgait checkpoint"),
-    (lambda d: _write(d / "x.pt", {**_good_payload(d), "format": "cpgait.checkpoint/0"}), "checkpoint format"),
-    (lambda d: _write(d / "x.pt", {**_good_payload(d), "config": {**CONFIG.to_dict(), "width": -1.0}}), "width"),
-    (lambda d: _write(d / "x.pt", {**_good_payload(d), "contract": {**CONTRACT.__dict__, "window": 1}}),
-     "window is 1 frames"),
-    (lambda d: _write(d / "x.pt", {**_good_payload(d), "state_dict": {}}), "weights do not fit.*missing"),
-    (lambda d: _write(d / "x.pt", {**_good_payload(d),
-                                   "config": {**CONFIG.to_dict(), "width": 0.1}}), "wrong shape"),
-])
+@pytest.mark.parametrize(
+    "make,message",
+    [
+        (
+            lambda d: (d / "x.pt").write_bytes(b"\x00garbage, not a zip") and d / "x.pt",
+            "not a readable cpgait checkpoint",
+        ),
+        (lambda d: d / "missing.pt", "no such checkpoint file"),
+        (lambda d: _write(d / "x.pt", {"weights": torch.zeros(2)}), "not a cpgait checkpoint"),
+        (lambda d: _write(d / "x.pt", {**_good_payload(d), "format": "cpgait.checkpoint/0"}), "checkpoint format"),
+        (lambda d: _write(d / "x.pt", {**_good_payload(d), "config": {**CONFIG.to_dict(), "width": -1.0}}), "width"),
+        (
+            lambda d: _write(d / "x.pt", {**_good_payload(d), "contract": {**CONTRACT.__dict__, "window": 1}}),
+            "window is 1 frames",
+        ),
+        (lambda d: _write(d / "x.pt", {**_good_payload(d), "state_dict": {}}), "weights do not fit.*missing"),
+        (
+            lambda d: _write(d / "x.pt", {**_good_payload(d), "config": {**CONFIG.to_dict(), "width": 0.1}}),
+            "wrong shape",
+        ),
+    ],
+)
 def test_corrupt_or_foreign_files_are_refused_with_the_file_named(tmp_path: Path, make, message: str) -> None:
     path = make(tmp_path)
     with pytest.raises(CpgaitError, match=message) as err:

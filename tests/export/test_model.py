@@ -19,11 +19,14 @@ def _inputs(config: ModelConfig, batch: int, seed: int = 0) -> dict[str, torch.T
     return {k: torch.randn(*shape, generator=gen) for k, shape in config.input_shapes(batch).items()}
 
 
-@pytest.mark.parametrize("streams,names", [
-    ("fused", ("skeleton", "gait_series", "gait_scalars")),
-    ("skeleton", ("skeleton",)),
-    ("gait", ("gait_series", "gait_scalars")),
-])
+@pytest.mark.parametrize(
+    "streams,names",
+    [
+        ("fused", ("skeleton", "gait_series", "gait_scalars")),
+        ("skeleton", ("skeleton",)),
+        ("gait", ("gait_series", "gait_scalars")),
+    ],
+)
 def test_each_stream_mode_maps_its_inputs_to_class_logits(streams: str, names: tuple[str, ...]) -> None:
     config = ModelConfig(streams=streams, **TINY)
     model = SeverityModel(config).eval()
@@ -63,16 +66,19 @@ def test_missing_input_is_named() -> None:
         model(**feed)
 
 
-@pytest.mark.parametrize("change,message", [
-    (dict(streams="both"), "streams"),
-    (dict(streams="gait", num_series=0), "at least one gait series"),
-    (dict(num_classes=1), "class"),
-    (dict(width=0.0), "width"),
-    (dict(temporal_kernel=8), "odd"),
-    (dict(embed_dim=10, heads=4), "multiple of heads"),
-    (dict(window=4), "window"),
-    (dict(dropout=1.0), "dropout"),
-])
+@pytest.mark.parametrize(
+    "change,message",
+    [
+        (dict(streams="both"), "streams"),
+        (dict(streams="gait", num_series=0), "at least one gait series"),
+        (dict(num_classes=1), "class"),
+        (dict(width=0.0), "width"),
+        (dict(temporal_kernel=8), "odd"),
+        (dict(embed_dim=10, heads=4), "multiple of heads"),
+        (dict(window=4), "window"),
+        (dict(dropout=1.0), "dropout"),
+    ],
+)
 def test_bad_model_config_is_refused(change: dict, message: str) -> None:
     with pytest.raises(CpgaitError, match=message):
         ModelConfig(**{**TINY, **change})
@@ -94,9 +100,17 @@ def test_onnx_export_is_opset_17_without_einsum_and_matches_torch() -> None:
     model = SeverityModel(config).eval()
     names = list(config.input_names)
     buffer = io.BytesIO()
-    torch.onnx.export(model, (), buffer, kwargs=_inputs(config, 2), input_names=names, output_names=["logits"],
-                      opset_version=17, dynamo=False,
-                      dynamic_axes={n: {0: "batch"} for n in [*names, "logits"]})
+    torch.onnx.export(
+        model,
+        (),
+        buffer,
+        kwargs=_inputs(config, 2),
+        input_names=names,
+        output_names=["logits"],
+        opset_version=17,
+        dynamo=False,
+        dynamic_axes={n: {0: "batch"} for n in [*names, "logits"]},
+    )
     proto = onnx.load_from_string(buffer.getvalue())
     onnx.checker.check_model(proto, full_check=True)
     opset = max(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx"))

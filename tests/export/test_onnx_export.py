@@ -12,13 +12,13 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from cpgait.calibration.windows import synthetic_windows  # noqa: E402
 from cpgait.errors import CpgaitError  # noqa: E402
 from cpgait.export import onnx_export  # noqa: E402
 from cpgait.export.checkpoint import Checkpoint  # noqa: E402
 from cpgait.export.model import ModelConfig, SeverityModel  # noqa: E402
 from cpgait.export.onnx_export import ParityReport, export_checkpoint, parity  # noqa: E402
-from cpgait.runtime.contract import ModelContract  # noqa: E402
+from cpgait.runtime.core.contract import ModelContract  # noqa: E402
+from cpgait.runtime.data.windows import synthetic_windows  # noqa: E402
 
 SERIES, SCALARS = ("knee_flexion_left", "knee_flexion_right"), ("cadence", "speed", "step_time")
 
@@ -28,8 +28,9 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, SeverityModel,
     """A tiny randomly initialised fused model (not trained) and its checkpoint."""
     torch.manual_seed(0)
     config = ModelConfig(window=16, num_series=2, num_scalars=3, width=0.125, embed_dim=8, heads=2)
-    contract = ModelContract(layout="coco17", window=16, fps=30.0, series_features=SERIES, scalar_features=SCALARS,
-                             feature_joints=())
+    contract = ModelContract(
+        layout="coco17", window=16, fps=30.0, series_features=SERIES, scalar_features=SCALARS, feature_joints=()
+    )
     model = SeverityModel(config).eval()
     path = Checkpoint(config, contract, model.state_dict()).save(tmp_path_factory.mktemp("ckpt") / "tiny.pt")
     return path, model, contract
@@ -73,8 +74,9 @@ def test_fp16_variant_keeps_float32_io(tiny, exported) -> None:
     assert result.fp16_path == result.path.with_name("m.fp16.onnx")
     half = onnx.load(str(result.fp16_path))
     assert any(i.data_type == onnx.TensorProto.FLOAT16 for i in half.graph.initializer)
-    assert all(v.type.tensor_type.elem_type == onnx.TensorProto.FLOAT
-               for v in list(half.graph.input) + list(half.graph.output))
+    assert all(
+        v.type.tensor_type.elem_type == onnx.TensorProto.FLOAT for v in list(half.graph.input) + list(half.graph.output)
+    )
     assert ModelContract.from_onnx(result.fp16_path) == contract
     assert result.fp16_parity.max_abs_diff < 5e-2
 
@@ -138,8 +140,9 @@ def test_export_errors(tiny, tmp_path: Path, case: str, expected: str) -> None:
         assert out.read_bytes() == b"keep me"
 
 
-def test_cli_refuses_to_overwrite_with_exit_2(tiny, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                               capsys: pytest.CaptureFixture) -> None:
+def test_cli_refuses_to_overwrite_with_exit_2(
+    tiny, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
     from cpgait.cli import main
 
     out = tmp_path / "m.onnx"

@@ -1,0 +1,1 @@
+"""Inference backends behind one runner interface: ONNX Runtime, TensorRT (imported lazily) and their registry."""

@@ -1,0 +1,140 @@
+"""Keypoint sequences and their one file format.
+
+A sequence file is an uncompressed-safe NumPy `.npz` (loaded with `allow_pickle=False`) holding:
+
+| key            | type                 | meaning                                                                 |
+|----------------|----------------------|-------------------------------------------------------------------------|
+| format         | str                  | `cpgait.sequence/1`                                                     |
+| keypoints      | float32 `[T, V, 3]`  | x, y in pixels, confidence in [0, 1]; x, y NaN where confidence is 0  |
+| fps            | float64 scalar       | frames per second, > 0                                                  |
+| layout         | str                  | a name from `cpgait.runtime.core.layouts.LAYOUTS`; V must match it     |
+| image_size     | int64 `[2]`          | width, height in pixels                                                 |
+| label          | int64 scalar         | GMFCS level as 0-3 (= I-IV), or -1 when unknown                         |
+| subject_id     | str                  | who walked (the unit of data splits)                                    |
+| recording_id   | str                  | which recording                                                         |
+| source         | str                  | free-form provenance and licence note (synthetic data says so here)     |
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from cpgait.errors import CpgaitError, refuse_overwrite
+from cpgait.runtime.core.layouts import get_layout
+
+FORMAT = "cpgait.sequence/1"
+GMFCS_LEVELS = ("I", "II", "III", "IV")
+MIN_FRAMES = 2
+
+
+@dataclass
+class KeypointSequence:
+    """One person's 2-D keypoints over time, validated on construction."""
+
+    keypoints: np.ndarray
+    fps: float
+    layout: str
+    image_size: tuple[int, int]
+    label: int | None = None
+    subject_id: str = ""
+    recording_id: str = ""
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        lay = get_layout(self.layout)
+        kp = np.asarray(self.keypoints)
+        if kp.ndim != 3 or kp.shape[2] != 3:
+            raise CpgaitError(f"keypoints have shape {kp.shape}; expected [T, V, 3] (x, y, confidence)")
+        if kp.shape[1] != lay.num_joints:
+            raise CpgaitError(f"keypoints have {kp.shape[1]} joints; layout {lay.name} has {lay.num_joints}")
+        if kp.shape[0] < MIN_FRAMES:
+            raise CpgaitError(f"sequence has {kp.shape[0]} frame(s); at least {MIN_FRAMES} are needed")
+        if not np.issubdtype(kp.dtype, np.floating):
+            raise CpgaitError(f"keypoints have dtype {kp.dtype}; expected float32")
+        kp = kp.astype(np.float32, copy=False)
+        conf = kp[..., 2]
+        if not np.all(np.isfinite(conf)) or conf.min() < 0 or conf.max() > 1:
+            raise CpgaitError("confidences must be finite and in [0, 1]")
+        bad = (conf > 0) & ~np.all(np.isfinite(kp[..., :2]), axis=-1)
+        if bad.any():
+            t, v = map(int, np.argwhere(bad)[0])
+            raise CpgaitError(
+                f"{int(bad.sum())} confident keypoint(s) are not finite (first: frame {t}, joint {lay.joints[v]}); "
+                "x, y may be NaN only where the confidence is 0"
+            )
+        if not (np.isfinite(self.fps) and self.fps > 0):
+            raise CpgaitError(f"fps is {self.fps}; expected a number > 0")
+        w, h = (int(s) for s in self.image_size)
+        if w <= 0 or h <= 0:
+            raise CpgaitError(f"image size is {self.image_size}; expected (width, height) > 0")
+        if self.label is not None and self.label not in range(len(GMFCS_LEVELS)):
+            raise CpgaitError(f"label is {self.label}; expected 0-3 (GMFCS I-IV) or none")
+        self.keypoints = kp
+        self.fps = float(self.fps)
+        self.image_size = (w, h)
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.keypoints.shape[0])
+
+    @property
+    def duration_s(self) -> float:
+        return self.num_frames / self.fps
+
+    def save(self, path: str | Path, overwrite: bool = False) -> Path:
+        """Write the sequence; an existing file is kept unless `overwrite`."""
+        path = Path(path)
+        if path.suffix != ".npz":
+            raise CpgaitError(f"{path}: sequence files end in .npz")
+        refuse_overwrite(path, overwrite)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".part.npz")
+        np.savez_compressed(
+            tmp,
+            format=np.str_(FORMAT),
+            keypoints=self.keypoints,
+            fps=np.float64(self.fps),
+            layout=np.str_(self.layout),
+            image_size=np.asarray(self.image_size, dtype=np.int64),
+            label=np.int64(-1 if self.label is None else self.label),
+            subject_id=np.str_(self.subject_id),
+            recording_id=np.str_(self.recording_id),
+            source=np.str_(self.source),
+        )
+        tmp.replace(path)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> KeypointSequence:
+        """Read and validate a sequence file; every problem names the file."""
+        path = Path(path)
+        if not path.is_file():
+            raise CpgaitError(f"{path}: no such sequence file")
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                fields = {k: data[k] for k in data.files}
+        except Exception as exc:  # zip, pickle and header errors all mean "not a sequence file"
+            raise CpgaitError(f"{path}: not a cpgait sequence file ({exc.__class__.__name__}: {exc})") from None
+        if str(fields.get("format", "")) != FORMAT:
+            raise CpgaitError(f"{path}: format is {str(fields.get('format', 'missing'))!r}; expected {FORMAT!r}")
+        try:
+            label = int(fields["label"])
+            return cls(
+                keypoints=fields["keypoints"],
+                fps=float(fields["fps"]),
+                layout=str(fields["layout"]),
+                image_size=tuple(int(s) for s in fields["image_size"]),
+                label=None if label < 0 else label,
+                subject_id=str(fields["subject_id"]),
+                recording_id=str(fields["recording_id"]),
+                source=str(fields["source"]),
+            )
+        except KeyError as exc:
+            raise CpgaitError(f"{path}: missing field {exc.args[0]!r}") from None
+        except CpgaitError as exc:
+            raise CpgaitError(f"{path}: {exc}") from None
+        except (TypeError, ValueError) as exc:  # e.g. a text label, an image size of three numbers
+            raise CpgaitError(f"{path}: a field has the wrong type or size ({exc}); see the format table") from None

@@ -1,0 +1,257 @@
+"""The subject stage: pose of the tracked walker only, tracking, clean-up and smoothing, one source frame at a time.
+
+While no walker is chosen (or the chosen one is lost), the pose model's person detector looks at the whole frame
+and the tracker (`tracker.py`) watches every candidate until one walks. A wide frame (a corridor camera) is looked
+at in overlapping square tiles: letterboxed whole into the detector's small input, a person a few hundred pixels
+tall would shrink to a few dozen and go unseen (on the Sports2D clip the detector finds the walker 30 frames
+earlier this way). The landmark model then starts on that person's own detection (not on whichever person the
+detector likes best). From then on the pose model follows them by itself (its next region comes from the current
+landmarks) and the detector rests; a pose that is not where the walker was (the pose model jumped to someone else)
+counts as losing them. A model without a separate detector
+(MoveNet) offers its single whole-frame pose as the only candidate. After `forget_after_s` without the walker the
+tracker chooses anew. While no walker is chosen at all, the search runs on every `search_every`-th frame only
+(default 2: 15 searches/s at 30 fps find a walker as surely, and the tiled search is the loop's costliest idle
+work); a walker lost a moment ago is searched for on every frame.
+
+Bad input never stops the stage; it is counted in `counts` (see `STATUSES`) and said in each frame's `status`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from cpgait.errors import CpgaitError
+from cpgait.runtime.core.layouts import get_layout
+from cpgait.runtime.gait.keypoints import CONFIDENCE_MIN
+from cpgait.runtime.live.capture import Frame
+from cpgait.runtime.live.smoothing import OneEuroFilter
+from cpgait.runtime.live.tracker import Subject, SubjectTracker, TrackerConfig
+from cpgait.runtime.pose.interface import PoseResult, keypoint_box
+
+TRACKING = "tracking"
+SEARCHING = "searching for a walking subject"
+NOBODY = "nobody in view"
+LOST = "subject lost"
+TOO_SMALL = "subject too small"
+OCCLUDED = "subject occluded"
+BAD_OUTPUT = "pose model output not finite"
+STATUSES = (TRACKING, SEARCHING, NOBODY, LOST, TOO_SMALL, OCCLUDED, BAD_OUTPUT)
+
+MIN_HEIGHT_PX = 48  # a smaller person has too few pixels per joint for gait angles
+TILE_ASPECT = 1.5  # a frame longer than this times its short side (16:9, not 4:3) is searched in square tiles
+TILE_OVERLAP = 0.2  # of a tile's side shared with the next, so anyone narrower than that is whole in one tile
+DUPLICATE_IOU = 0.5  # detections of the same person from two tiles
+MIN_JOINTS_SEEN = 0.5  # of the layout's joints; fewer and the frame says "occluded"
+
+
+class PoseModel(Protocol):
+    """What the stage needs of a pose pipeline (BlazePose, MoveNet): see runtime/pose.py. A model with a
+    `detect(image) -> [detection]` method (BlazePose) has its detector used to find every person; a detection has
+    `.box`, `.score` and `.shifted(dx, dy)` (the same detection in the whole image, when found in a tile)."""
+
+    layout: str
+
+    def __call__(self, image: np.ndarray) -> PoseResult | None: ...
+
+    def reset(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class SubjectFrame:
+    """The stage's answer for one source frame.
+
+    keypoints: `[V, 3]` float32 smoothed image pixels + confidence in the pose model's layout (x, y NaN and
+    confidence 0 where not seen), or None when no subject was measured in this frame. candidates: person boxes
+    `[N, 4]` the detector saw in this frame (empty when it did not run). timings_ns: stage times of this frame.
+    """
+
+    frame: Frame
+    status: str
+    subject: Subject | None
+    keypoints: np.ndarray | None
+    layout: str
+    candidates: np.ndarray
+    timings_ns: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.status not in STATUSES:
+            raise ValueError(f"subject status {self.status!r}; expected one of {STATUSES}")
+
+
+def tiles(width: int, height: int) -> list[tuple[int, int, int]]:
+    """Square tiles (x0, y0, side) that cover the image with `TILE_OVERLAP`, or the whole image if near square."""
+    short, long = min(width, height), max(width, height)
+    if long <= TILE_ASPECT * short:
+        return [(0, 0, long)]
+    count = int(np.ceil((long - short) / ((1 - TILE_OVERLAP) * short))) + 1
+    starts = np.linspace(0, long - short, count).round().astype(int)
+    return [(int(p), 0, short) if width >= height else (0, int(p), short) for p in starts]
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - w * h
+    return w * h / union if union > 0 else 0.0
+
+
+def _detection_box(detection: object) -> tuple[float, float, float, float]:
+    box = getattr(detection, "box", detection)
+    return tuple(float(v) for v in np.asarray(box, dtype=np.float64).reshape(4))
+
+
+class SubjectPose:
+    """Callable stage: `stage(frame) -> SubjectFrame` (see the module docstring)."""
+
+    def __init__(
+        self,
+        pose: PoseModel,
+        image_size: tuple[int, int],
+        layout: str,
+        tracker: TrackerConfig = TrackerConfig(),
+        smoothing: OneEuroFilter | None = None,
+        search_every: int = 2,
+    ) -> None:
+        if search_every < 1:
+            raise CpgaitError(f"search_every is {search_every}; expected >= 1 (search every n-th frame)")
+        self.pose = pose
+        self.search_every = search_every
+        self._idle_frames = 0  # frames since the last search while no walker is chosen
+        self._idle_status = NOBODY
+        self.layout = get_layout(layout).name
+        self.image_size = (int(image_size[0]), int(image_size[1]))
+        self.tracker = SubjectTracker(self.image_size, tracker)
+        self.smoothing = smoothing if smoothing is not None else OneEuroFilter()
+        self.counts: Counter[str] = Counter()
+        self._subject_id: int | None = None
+        self._bad_output = False
+
+    def _search(self, frame: Frame, timings: dict[str, int]) -> tuple[np.ndarray, PoseResult | None]:
+        """Find every person, update the tracker, and measure the subject if it is among them.
+
+        Returns the candidate boxes and the subject's pose (None when there is no subject or it was not found).
+        """
+        t0 = time.perf_counter_ns()
+        detect = getattr(self.pose, "detect", None)
+        whole = None
+        if detect is not None:
+            found = self._detect_tiled(frame.image)
+        else:  # one-person model: its whole-frame pose is the only candidate
+            self.pose.reset()
+            whole = self._pose(frame.image, timings)
+            found = [] if whole is None else [whole]
+        if detect is not None:
+            timings["detector"] = time.perf_counter_ns() - t0
+        boxes = np.array([_detection_box(d) for d in found], dtype=np.float64).reshape(-1, 4)
+        subject = self.tracker.update(frame.timestamp, boxes)
+        if subject is None or not subject.seen:
+            return boxes, None
+        if subject.track_id != self._subject_id:
+            self._new_subject(subject.track_id)
+        if whole is not None:
+            return boxes, whole
+        return boxes, self._pose(frame.image, timings, found[self.tracker.matched[subject.track_id]])
+
+    def _detect_tiled(self, image: np.ndarray) -> list:
+        """Every person the detector finds in the tiles, in image pixels, duplicates from overlaps dropped."""
+        height, width = image.shape[:2]
+        layout = tiles(width, height)
+        if len(layout) == 1:
+            return list(self.pose.detect(image))
+        found = []
+        for x0, y0, side in layout:
+            found += [d.shifted(x0, y0) for d in self.pose.detect(image[y0 : y0 + side, x0 : x0 + side])]
+        found.sort(key=lambda d: -getattr(d, "score", 0.0))
+        kept: list = []
+        for d in found:
+            box = np.asarray(_detection_box(d))
+            if all(_iou(box, np.asarray(_detection_box(k))) <= DUPLICATE_IOU for k in kept):
+                kept.append(d)
+        return kept
+
+    def _pose(self, image: np.ndarray, timings: dict[str, int], detection: object = None) -> PoseResult | None:
+        t0 = time.perf_counter_ns()
+        try:
+            result = self.pose(image) if detection is None else self.pose(image, detection=detection)
+        except ValueError:  # the pose model produced NaN/inf: this frame is unusable, the loop goes on
+            self._bad_output = True
+            result = None
+        timings["pose"] = timings.get("pose", 0) + time.perf_counter_ns() - t0
+        for key, ms in getattr(self.pose, "last_timings_ms", {}).items():
+            timings[f"pose_{key}"] = timings.get(f"pose_{key}", 0) + int(ms * 1e6)
+        return result
+
+    def _new_subject(self, track_id: int) -> None:
+        self._subject_id = track_id
+        self.pose.reset()
+        self.smoothing.reset()
+
+    def __call__(self, frame: Frame) -> SubjectFrame:
+        timings: dict[str, int] = {}
+        start = time.perf_counter_ns()
+        self._bad_output = False
+        subject = self.tracker.subject
+        candidates = np.zeros((0, 4))
+        if subject is None and self._idle_frames % self.search_every:
+            self._idle_frames += 1  # no walker chosen and not this frame's turn to search
+            return self._out(frame, self._idle_status, None, None, candidates, timings, start)
+        if subject is None or not subject.seen:
+            candidates, result = self._search(frame, timings)
+            subject = self.tracker.subject
+            if subject is None:
+                self._idle_frames += 1
+                self._idle_status = NOBODY if len(candidates) == 0 else SEARCHING
+                return self._out(frame, self._idle_status, None, None, candidates, timings, start)
+        else:
+            result = self._pose(frame.image, timings)
+        self._idle_frames = 0
+        if result is not None and not self._same_person(subject, result.box):
+            result = None  # the pose model locked onto someone else
+        if result is None:
+            self.pose.reset()
+            if subject.seen:  # seen a moment ago, or matched by this frame's search: mark it unseen now
+                self.tracker.update(frame.timestamp, np.zeros((0, 4)))
+                self.tracker.unsee()
+            status = BAD_OUTPUT if self._bad_output else LOST
+            return self._out(frame, status, self.tracker.subject, None, candidates, timings, start)
+        kp = result.keypoints
+        seen = (kp[:, 2] >= CONFIDENCE_MIN) & np.all(np.isfinite(kp[:, :2]), axis=1)
+        box = keypoint_box(kp, CONFIDENCE_MIN)
+        subject = self.tracker.follow(frame.timestamp, box)
+        height = box[3] - box[1]
+        status = TRACKING
+        if seen.mean() < MIN_JOINTS_SEEN:  # first: the box of a few visible joints is small too
+            status = OCCLUDED
+        elif height < MIN_HEIGHT_PX:
+            status = TOO_SMALL
+        smooth = self.smoothing(frame.timestamp, kp[:, :2], seen, scale=max(height, 1.0))
+        out = np.concatenate([smooth, np.where(seen, kp[:, 2], 0.0)[:, None]], axis=1).astype(np.float32)
+        out[~seen, :2] = np.nan
+        return self._out(frame, status, subject, out, candidates, timings, start)
+
+    def _same_person(self, subject: Subject, box: tuple[float, float, float, float]) -> bool:
+        """The pose result is the subject when its centre is within the tracker's match distance of theirs."""
+        sx, sy = (subject.box[0] + subject.box[2]) / 2, (subject.box[1] + subject.box[3]) / 2
+        bx, by = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+        scale = max(subject.box[3] - subject.box[1], box[3] - box[1], 1.0)
+        return float(np.hypot(bx - sx, by - sy)) / scale <= self.tracker.config.max_match_distance
+
+    def _out(
+        self,
+        frame: Frame,
+        status: str,
+        subject: Subject | None,
+        keypoints: np.ndarray | None,
+        candidates: np.ndarray,
+        timings: dict[str, int],
+        start: int,
+    ) -> SubjectFrame:
+        self.counts[status] += 1
+        spent = time.perf_counter_ns() - start - timings.get("detector", 0) - timings.get("pose", 0)
+        timings["tracking"] = max(int(spent), 0)  # tracker, clean-up and smoothing
+        return SubjectFrame(frame, status, subject, keypoints, self.layout, candidates, timings)

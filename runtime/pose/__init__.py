@@ -1,0 +1,1 @@
+"""Pose models: the `PoseModel` protocol, BlazePose and MoveNet as numpy pipelines around runners."""

@@ -1,0 +1,575 @@
+"""The temporal session, the threaded pipeline with a fake pose model, and the whole loop on a real walking clip."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from types import SimpleNamespace
+
+import cv2
+import jsonschema
+import numpy as np
+import pytest
+
+from cpgait.errors import CpgaitError
+from cpgait.runtime.backends.runners import Runner, TensorSpec
+from cpgait.runtime.core.contract import METADATA_KEY, ModelContract
+from cpgait.runtime.core.layouts import get_layout
+from cpgait.runtime.core.sequence import KeypointSequence
+from cpgait.runtime.gait.features import SCALAR_NAMES, SERIES_NAMES, compute_features
+from cpgait.runtime.live.capture import FileSource
+from cpgait.runtime.live.gait_session import ESTIMATE, NOT_ENOUGH, GaitSession
+from cpgait.runtime.live.overlay import EventLog, Overlay, fit_width
+from cpgait.runtime.live.pipeline import (
+    Pipeline,
+    RunOptions,
+    TimingLog,
+    layout_converter,
+    record_sequence,
+    run_live,
+)
+from cpgait.runtime.live.subject import (
+    BAD_OUTPUT,
+    LOST,
+    NOBODY,
+    OCCLUDED,
+    SEARCHING,
+    TOO_SMALL,
+    TRACKING,
+    SubjectPose,
+)
+from cpgait.runtime.pose.interface import PoseResult, keypoint_box
+
+ROOT = Path(__file__).resolve().parents[3]
+DEMO_CLIP = ROOT / ".cache" / "demo.mp4"
+LEGS = ("left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle")
+
+
+def _contract(window: int = 60, layout: str = "coco17") -> ModelContract:
+    return ModelContract(
+        layout=layout,
+        window=window,
+        fps=30.0,
+        series_features=SERIES_NAMES,
+        scalar_features=SCALAR_NAMES,
+        feature_joints=LEGS,
+        training_data="a test stand-in",
+    )
+
+
+class FakeRunner(Runner):
+    """A classifier that answers `logits` (cycling through them) with the contract's inputs."""
+
+    def __init__(self, contract: ModelContract, logits: list[list[float]], names: tuple[str, ...] | None = None):
+        super().__init__()
+        self.contract, self.logits, self.calls = contract, logits, 0
+        self.names = names or contract.input_names
+
+    def input_specs(self) -> list[TensorSpec]:
+        t, s, c = self.contract.window, len(self.contract.series_features), len(self.contract.scalar_features)
+        shapes = {"skeleton": (None, 3, t, 17), "gait_series": (None, s, t), "gait_scalars": (None, c)}
+        return [TensorSpec(n, np.dtype(np.float32), shapes.get(n, (None,))) for n in self.names]
+
+    def _activate(self) -> None:
+        pass
+
+    def _infer(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        out = np.array([self.logits[self.calls % len(self.logits)]], dtype=np.float32)
+        self.calls += 1
+        return {"logits": out}
+
+
+def _walker(k: int, fps: float = 30.0, x0: float = 900.0) -> np.ndarray:
+    """COCO-17 keypoints of a stick figure walking right to left at 1 Hz strides (pixels, confidence 0.9)."""
+    t = k / fps
+    hip = np.array([x0 - 250 * t, 400.0])
+    swing = 0.45 * np.sin(2 * np.pi * 1.0 * t)
+    kp = np.zeros((17, 3), dtype=np.float32)
+    kp[:, 2] = 0.9
+    kp[:, :2] = hip + [0, -150]  # head and arms near the shoulders
+    kp[5, :2] = kp[6, :2] = hip + [-10, -150]
+    kp[11, :2] = kp[12, :2] = hip
+    for side, sign in ((0, 1), (1, -1)):
+        a = sign * swing
+        knee = hip + 100 * np.array([-np.sin(a), np.cos(a)])
+        kp[13 + side, :2] = knee
+        kp[15 + side, :2] = knee + 100 * np.array([-np.sin(a - 0.3 * abs(a)), np.cos(a)])
+    return kp
+
+
+def test_session_says_not_enough_walking_until_a_full_valid_window() -> None:
+    contract = _contract(window=60)
+    session = GaitSession(contract, FakeRunner(contract, [[2.0, 1.0, 0.0, 0.0]]), stride=10)
+    results = [session.push(k / 30, _walker(k)) for k in range(59)]
+    assert all(r is None for r in results)
+    assert session.estimate().state == NOT_ENOUGH and session.estimate().valid_frames == 59
+    first = session.push(59 / 30, _walker(59))
+    assert first is not None and first.class_name == "GMFCS I" and first.frame == 60
+    assert sum(first.probabilities) == pytest.approx(1.0)
+    assert first.features["cadence"] is None or first.features["cadence"] > 0
+    results = [session.push(k / 30, _walker(k)) for k in range(60, 90)]
+    assert [r is not None for r in results].count(True) == 3  # every 10 frames
+    assert np.array_equal(session.window_keypoints(), np.stack([_walker(k) for k in range(30, 90)]))
+
+
+def test_session_estimate_is_the_mean_probability_discounted_by_disagreement() -> None:
+    contract = _contract(window=60)
+    logits = [[3.0, 0.0, 0.0, 0.0], [3.0, 0.0, 0.0, 0.0], [0.0, 3.0, 0.0, 0.0]]
+    session = GaitSession(contract, FakeRunner(contract, logits), stride=5)
+    windows = [w for k in range(70) if (w := session.push(k / 30, _walker(k))) is not None]
+    assert len(windows) == 3
+    est = session.estimate()
+    mean = np.mean([w.probabilities for w in windows], axis=0)
+    assert est.state == ESTIMATE and est.class_name == "GMFCS I"
+    assert est.probabilities == pytest.approx(tuple(mean))
+    assert est.agreement == pytest.approx(2 / 3)
+    assert est.confidence == pytest.approx(mean.max() * 2 / 3)
+    session.reset()
+    assert session.estimate().state == NOT_ENOUGH and session.window_count == 0
+
+
+def test_frames_without_the_legs_do_not_make_a_window() -> None:
+    contract = _contract(window=60)
+    session = GaitSession(contract, FakeRunner(contract, [[0, 0, 0, 1.0]]), stride=1)
+    for k in range(100):
+        kp = _walker(k)
+        if k % 3 == 0:  # a third of the frames lose the ankles: below the 80 % valid share
+            kp[15:17, 2] = 0.0
+        assert session.push(k / 30, kp) is None
+    assert session.estimate().state == NOT_ENOUGH
+
+
+@pytest.mark.parametrize(
+    "make,match",
+    [
+        (lambda c: GaitSession(c, FakeRunner(c, [[0, 0, 0, 0]], names=("skeleton",))), "do not match"),
+        (lambda c: GaitSession(c, FakeRunner(c, [[0, 0, 0, 0]]), stride=0), "stride"),
+        (lambda c: GaitSession(c, FakeRunner(c, [[0, 0, 0, 0]])).push(0.0, np.zeros((21, 3))), "shape"),
+        (lambda c: GaitSession(c, FakeRunner(c, [[0, 0, 0, 0]]), min_valid_fraction=0), "valid fraction"),
+    ],
+)
+def test_session_rejects_what_does_not_fit_the_contract(make, match: str) -> None:
+    with pytest.raises(CpgaitError, match=match):
+        make(_contract())
+
+
+@pytest.mark.parametrize(
+    "pose_layout,model_layout,expected",
+    [
+        ("blazepose33", "coco17_feet", 21),
+        ("blazepose33", "coco17", 17),
+        ("coco17", "coco17", 17),
+        ("coco17", "coco17_feet", "layout 'coco17' but .* 'coco17_feet' .*needs heel and toe"),  # MoveNet
+        ("blazepose33", "body25", "layout 'coco17' but the model was trained on 'body25'"),
+    ],
+)
+def test_pose_layout_must_fit_the_model(pose_layout: str, model_layout: str, expected: int | str) -> None:
+    contract = _contract(layout=model_layout)
+    if isinstance(expected, str):
+        with pytest.raises(CpgaitError, match=expected):
+            layout_converter(pose_layout, contract, "pose")
+        return
+    convert = layout_converter(pose_layout, contract, "pose")
+    out = convert(np.zeros((get_layout(pose_layout).num_joints, 3), dtype=np.float32))
+    assert out.shape == (expected, 3)
+
+
+def test_timing_log_keeps_only_the_newest_frames() -> None:
+    log = TimingLog(capacity=3)
+    for k in range(1, 6):
+        log.add({"pose": k * 1_000_000, "latency": 10_000_000})
+    arrays = log.arrays()
+    assert arrays["pose"].tolist() == [3_000_000, 4_000_000, 5_000_000] and log.count == 5
+    assert log.summary_ms()["pose"]["p50"] == pytest.approx(4.0)
+    assert "classifier" not in log.summary_ms()  # never ran
+    with pytest.raises(KeyError, match="unknown stage"):
+        log.add({"posee": 1})
+
+
+# ---- the threaded pipeline with a scripted pose model -----------------------------------------------------------
+
+SCENE_FRAMES = 45
+SCENE_SIZE = (320, 240)
+
+
+def _scene_video(path: Path, fps: float = 15.0, nobody: range = range(0)) -> Path:
+    """A clip whose frame i carries i in a grey block (the fake pose model reads it back)."""
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, SCENE_SIZE)
+    for i in range(SCENE_FRAMES):
+        image = np.zeros((SCENE_SIZE[1], SCENE_SIZE[0], 3), dtype=np.uint8)
+        image[:16, :16] = 5 * i
+        image[:16, 16:32] = 250 if i in nobody else 0
+        writer.write(image)
+    writer.release()
+    return path
+
+
+class FakePose:
+    """Sees a person standing upper left and a walker crossing right to left (120 px tall, 0.6 heights/s)."""
+
+    layout = "coco17"
+    name = "fake"
+
+    def __init__(self, fail_at: int | None = None, trouble: dict[int, str] | None = None) -> None:
+        self.fail_at = fail_at
+        self.trouble = trouble or {}  # frame -> "nan", "tiny" or "occluded"
+        self.resets = 0
+
+    @staticmethod
+    def _frame(image: np.ndarray) -> tuple[int, bool]:
+        return int(round(float(image[:16, :16].mean()) / 5)), float(image[:16, 16:32].mean()) > 125
+
+    @staticmethod
+    def _walker_box(i: int) -> tuple[float, float, float, float]:
+        cx = 280 - 0.6 * 120 * i / 15
+        return cx - 25, 100.0, cx + 25, 220.0
+
+    def detect(self, image: np.ndarray) -> list:
+        i, nobody = self._frame(image)
+        if nobody:
+            return []
+        return [SimpleNamespace(box=(40.0, 10.0, 70.0, 70.0)), SimpleNamespace(box=self._walker_box(i))]
+
+    def __call__(self, image: np.ndarray, detection: object = None) -> PoseResult | None:
+        i, nobody = self._frame(image)
+        if i == self.fail_at:
+            raise RuntimeError("pose model crashed")
+        if nobody:
+            return None
+        x0, y0, x1, y1 = self._walker_box(i)
+        trouble = self.trouble.get(i)
+        if trouble == "tiny":  # same place, 30 px tall
+            y0, y1 = 180.0, 210.0
+        kp = np.zeros((17, 3), dtype=np.float32)
+        kp[:, 0] = np.linspace(x0 + 5, x1 - 5, 17)
+        kp[:, 1] = np.linspace(y0 + 5, y1 - 5, 17)
+        kp[:, 2] = 0.9
+        if trouble == "occluded":
+            kp[:12, 2] = 0.05
+        if trouble == "nan":
+            kp[3, 0] = np.nan  # PoseResult refuses it with a ValueError, as for any broken model output
+        return PoseResult(kp, self.layout, 0.9, keypoint_box(kp))
+
+    def reset(self) -> None:
+        self.resets += 1
+
+
+def test_pipeline_tracks_the_walker_in_order_and_reports_stage_times(tmp_path: Path) -> None:
+    video = _scene_video(tmp_path / "scene.avi", nobody=range(30, 33))
+    source = FileSource(video)
+    stage = SubjectPose(FakePose(), source.size, "coco17")
+    with source:
+        reports = list(Pipeline(source, stage, queue_size=2).reports())
+    assert [r.subject.frame.index for r in reports] == list(range(SCENE_FRAMES))
+    statuses = [r.subject.status for r in reports]
+    assert statuses[0] == SEARCHING and TRACKING in statuses
+    assert statuses[30] == LOST  # the walker vanished for three frames ...
+    assert statuses[-1] == TRACKING  # ... and was found again as the same subject
+    tracked = [r for r in reports if r.subject.status == TRACKING]
+    assert len({r.subject.subject.track_id for r in tracked}) == 1
+    assert all(r.subject.keypoints[:, 1].min() > 100 for r in tracked)  # never the person standing upper left
+    assert all(r.timings_ns["latency"] > 0 and r.timings_ns["tracking"] >= 0 for r in reports)
+    assert all("pose" in r.timings_ns for r in tracked) and any("detector" in r.timings_ns for r in reports)
+
+
+@pytest.mark.parametrize("search_every", [1, 2])
+def test_an_idle_kiosk_searches_every_nth_frame_and_a_lost_walker_every_frame(
+    tmp_path: Path, search_every: int
+) -> None:
+    video = _scene_video(tmp_path / "scene.avi", nobody=[*range(0, 12), *range(30, 33)])
+    source = FileSource(video)
+    stage = SubjectPose(FakePose(), source.size, "coco17", search_every=search_every)
+    with source:
+        reports = list(Pipeline(source, stage).reports())
+    searched = ["detector" in r.timings_ns for r in reports]
+    assert searched[:12] == [i % search_every == 0 for i in range(12)]
+    assert [r.subject.status for r in reports[:12]] == [NOBODY] * 12
+    assert [r.subject.status for r in reports[30:33]] == [LOST] * 3 and all(searched[31:34])  # 30: pose failed
+    assert reports[-1].subject.status == TRACKING
+
+
+def test_a_slow_consumer_still_gets_every_frame_of_a_file(tmp_path: Path) -> None:
+    source = FileSource(_scene_video(tmp_path / "scene.avi"), max_frames=8)
+    indices = []
+    with source:
+        for report in Pipeline(source, SubjectPose(FakePose(), source.size, "coco17"), queue_size=1).reports():
+            time.sleep(0.15)  # slower than the queues' 0.1 s put timeout: the end marker must wait, not drop
+            indices.append(report.subject.frame.index)
+    assert indices == list(range(8))
+
+
+def test_search_every_must_be_positive() -> None:
+    with pytest.raises(CpgaitError, match="search_every is 0"):
+        SubjectPose(FakePose(), (320, 240), "coco17", search_every=0)
+
+
+def test_a_failing_stage_stops_the_pipeline_with_its_error(tmp_path: Path) -> None:
+    video = _scene_video(tmp_path / "scene.avi")
+    source = FileSource(video)
+    stage = SubjectPose(FakePose(fail_at=25), source.size, "coco17")
+    with source, pytest.raises(RuntimeError, match="pose model crashed"):
+        list(Pipeline(source, stage).reports())
+
+
+def test_record_sequence_keeps_the_walkers_frames(tmp_path: Path) -> None:
+    video = _scene_video(tmp_path / "scene.avi", nobody=range(30, 33))
+    sequence, summary = record_sequence(str(video), FakePose())
+    assert summary.frames == SCENE_FRAMES
+    assert sequence.layout == "coco17" and sequence.fps == pytest.approx(15.0) and sequence.image_size == SCENE_SIZE
+    assert sequence.num_frames < SCENE_FRAMES  # trimmed to the walker's measured span
+    assert (sequence.keypoints[..., 2].max(axis=1) == 0).sum() == 3  # the three frames without anyone
+    path = sequence.save(tmp_path / "walk.npz")
+    assert type(sequence).load(path).num_frames == sequence.num_frames
+
+
+def test_record_sequence_without_anyone_is_an_error(tmp_path: Path) -> None:
+    video = _scene_video(tmp_path / "empty.avi", nobody=range(SCENE_FRAMES))
+    with pytest.raises(CpgaitError, match=f"no walking subject found in {SCENE_FRAMES} frames \\({NOBODY}"):
+        record_sequence(str(video), FakePose())
+
+
+# ---- the whole loop on the real Sports2D clip ------------------------------------------------------------------
+
+
+def tiny_classifier(path: Path, contract: ModelContract) -> Path:
+    """A small ONNX classifier with the contract's inputs and metadata (logits = scalars @ W + input means)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    t, s, c = contract.window, len(contract.series_features), len(contract.scalar_features)
+    w = numpy_helper.from_array(np.linspace(-1, 1, c * 4, dtype=np.float32).reshape(c, 4), "w")
+    one = numpy_helper.from_array(np.array([1], dtype=np.int64), "one")
+    nodes = [
+        helper.make_node("MatMul", ["gait_scalars", "w"], ["a"]),
+        helper.make_node("ReduceMean", ["skeleton"], ["sk"], axes=[1, 2, 3], keepdims=0),
+        helper.make_node("ReduceMean", ["gait_series"], ["gs"], axes=[1, 2], keepdims=0),
+        helper.make_node("Add", ["sk", "gs"], ["m"]),
+        helper.make_node("Unsqueeze", ["m", "one"], ["m1"]),
+        helper.make_node("Add", ["a", "m1"], ["logits"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "tiny",
+        [
+            helper.make_tensor_value_info("skeleton", TensorProto.FLOAT, ["N", 3, t, 17]),
+            helper.make_tensor_value_info("gait_series", TensorProto.FLOAT, ["N", s, t]),
+            helper.make_tensor_value_info("gait_scalars", TensorProto.FLOAT, ["N", c]),
+        ],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", len(contract.class_names)])],
+        [w, one],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    helper.set_model_props(model, {METADATA_KEY: contract.to_json()})
+    onnx.save(model, str(path))
+    return path
+
+
+@pytest.fixture(scope="session")
+def demo_clip() -> Path:
+    if not DEMO_CLIP.is_file():
+        pytest.fail(f"{DEMO_CLIP} is missing: `make .cache/demo.mp4` fetches it (`make test` does so first)")
+    return DEMO_CLIP
+
+
+WINDOW_EVENT = {
+    "type": "object",
+    "required": ["type", "time_s", "frame", "probabilities", "class", "confidence", "valid_fraction", "features"],
+    "properties": {
+        "type": {"const": "window"},
+        "time_s": {"type": "number", "minimum": 0},
+        "frame": {"type": "integer", "minimum": 1},
+        "probabilities": {"type": "object", "additionalProperties": {"type": "number", "minimum": 0, "maximum": 1}},
+        "class": {"enum": ["GMFCS I", "GMFCS II", "GMFCS III", "GMFCS IV"]},
+        "confidence": {"type": "number", "minimum": 0, "maximum": 1},
+        "valid_fraction": {"type": "number", "minimum": 0.8, "maximum": 1},
+        "features": {
+            "type": "object",
+            "required": list(SCALAR_NAMES),
+            "additionalProperties": {"type": ["number", "null"]},
+        },
+    },
+}
+
+
+def test_the_walker_is_tracked_on_the_real_clip_with_a_plausible_cadence(demo_clip: Path, tmp_path: Path) -> None:
+    contract = ModelContract(
+        layout="coco17_feet",
+        window=60,
+        fps=30.0,
+        series_features=SERIES_NAMES,
+        scalar_features=SCALAR_NAMES,
+        feature_joints=LEGS,
+        training_data="a test stand-in",
+    )
+    model = tiny_classifier(tmp_path / "tiny.onnx", contract)
+    events = tmp_path / "events.jsonl"
+    tracked: list[np.ndarray] = []
+    width, height = 1768, 994
+
+    def watch(report, picture) -> None:
+        if report.subject.status == TRACKING:
+            tracked.append(report.subject.keypoints)
+        assert picture is not None and picture.shape == (height, width, 3)
+
+    options = RunOptions(
+        str(demo_clip),
+        str(model),
+        events=str(events),
+        out=str(tmp_path / "overlay.mp4"),
+        stride=15,
+        max_frames=200,
+        record=str(tmp_path / "recorded"),
+    )
+    summary, _ = run_live(options, on_report=watch)
+
+    # The walker, not the man on the roof (upper left): low in the picture, crossing it right to left.
+    assert len(tracked) >= 90, summary.statuses
+    hips = np.array([np.nanmean(kp[[23, 24], :2], axis=0) for kp in tracked])  # blazepose33 hips
+    assert hips[:, 1].min() > 0.5 * height
+    assert hips[:10, 0].mean() - hips[-10:, 0].mean() > 0.5 * width
+    assert summary.subjects == 1
+    whole_walk = compute_features(np.stack(tracked), "blazepose33", 30.0)
+    assert 90 <= whole_walk.scalar("cadence") <= 120  # an adult's comfortable walk, steps/min
+
+    lines = [json.loads(line) for line in events.read_text().splitlines()]
+    assert lines[0]["type"] == "start" and lines[-1]["type"] == "summary"
+    windows = [e for e in lines if e["type"] == "window"]
+    assert len(windows) >= 3
+    for event in windows:
+        jsonschema.validate(event, WINDOW_EVENT)
+        assert sum(event["probabilities"].values()) == pytest.approx(1.0, abs=1e-3)
+    cadences = [e["features"]["cadence"] for e in windows if e["features"]["cadence"] is not None]
+    assert 90 <= float(np.median(cadences)) <= 120, cadences  # 2-s windows: a single one may miss a step
+    assert lines[-1]["session"]["state"] == ESTIMATE and lines[-1]["synthetic_model"] is True
+    assert cv2.VideoCapture(str(tmp_path / "overlay.mp4")).get(cv2.CAP_PROP_FRAME_COUNT) == 200
+    recorded = sorted((tmp_path / "recorded").glob("window-*.npz"))  # what a site calibrates INT8 on
+    assert len(recorded) == len(windows)
+    window = KeypointSequence.load(recorded[-1])
+    assert window.keypoints.shape == (60, 21, 3) and window.layout == "coco17_feet" and window.label is None
+
+
+@pytest.mark.parametrize(
+    "change,match",
+    [
+        ({"model": "missing.onnx"}, "missing.onnx: no such ONNX model file"),
+        ({"source": "missing.mp4"}, "missing.mp4: no such video file"),
+        ({"events": "exists.jsonl"}, "exists.jsonl: already exists"),
+        ({"layout": "body25"}, "keypoints are in layout 'coco17' but the model was trained on 'body25'"),
+        ({"pose": "movenet"}, "needs heel and toe points"),
+    ],
+)
+def test_run_refuses_bad_input_before_the_first_frame(tmp_path: Path, change: dict, match: str) -> None:
+    layout = change.pop("layout", "coco17_feet")
+    contract = ModelContract(
+        layout=layout,
+        window=60,
+        fps=30.0,
+        series_features=SERIES_NAMES,
+        scalar_features=SCALAR_NAMES,
+        feature_joints=LEGS,
+        training_data="a test stand-in",
+    )
+    model = tiny_classifier(tmp_path / "tiny.onnx", contract)
+    (tmp_path / "exists.jsonl").write_text("{}\n")
+    video = _scene_video(tmp_path / "scene.avi")
+    fields = {"source": str(video), "model": str(model), **change}
+    for key in ("model", "source", "events"):
+        if key in change:
+            fields[key] = str(tmp_path / change[key])
+    with pytest.raises(CpgaitError, match=match):
+        run_live(RunOptions(**fields))
+
+
+def test_overlay_draws_the_subject_panel_and_synthetic_banner_on_the_frame(tmp_path: Path) -> None:
+    video = _scene_video(tmp_path / "scene.avi")
+    source = FileSource(video)
+    stage = SubjectPose(FakePose(), source.size, "coco17")
+    contract = _contract()
+    overlay = Overlay(contract.class_names, synthetic=True)
+    with source:
+        reports = list(Pipeline(source, stage, GaitSession(contract, FakeRunner(contract, [[0, 1, 0, 0]]))).reports())
+    report = next(r for r in reports if r.subject.status == TRACKING)
+    before = report.subject.frame.image.copy()
+    picture = overlay(report)
+    assert picture is report.subject.frame.image  # drawn in place, no copy per frame
+    changed = np.any(picture != before, axis=2)
+    x0, y0, x1, y1 = keypoint_box(report.subject.keypoints)
+    assert changed[int(y0) : int(y1) + 1, int(x0) : int(x1) + 1].any()  # the skeleton
+    assert changed[-5:, :].mean() > 0.9 and changed[:30, :100].any()  # the banner and the panel
+    assert fit_width(np.zeros((994, 1768, 3), np.uint8)).shape == (720, 1280, 3)
+
+
+@pytest.mark.parametrize(
+    "event,expected",
+    [({"type": "window", "x": 1}, None), ({"x": 1}, ValueError), ({"type": "window", "x": float("nan")}, ValueError)],
+)
+def test_event_log_writes_json_lines_and_refuses_to_overwrite(tmp_path: Path, event: dict, expected) -> None:
+    log = EventLog(tmp_path / "events.jsonl")
+    if expected is not None:
+        with pytest.raises(expected):
+            log.write(event)
+    else:
+        log.write(event)
+        log.close()
+        assert json.loads((tmp_path / "events.jsonl").read_text()) == event
+    with pytest.raises(CpgaitError, match="already exists"):
+        EventLog(tmp_path / "events.jsonl")
+
+
+def test_stopping_early_ends_every_stage_and_closes_the_source(tmp_path: Path) -> None:
+    video = _scene_video(tmp_path / "scene.avi")
+    source = FileSource(video, prefetch=1)
+    pipeline = Pipeline(source, SubjectPose(FakePose(), source.size, "coco17"), queue_size=1)
+    seen = []
+    for report in pipeline.reports():
+        seen.append(report.subject.frame.index)
+        if len(seen) == 5:
+            break  # e.g. the user pressed q
+    assert seen == [0, 1, 2, 3, 4]
+    assert not any(t.name.startswith("cpgait-") and t.is_alive() for t in threading.enumerate())
+
+
+def test_a_detection_found_in_a_tile_moves_to_whole_image_pixels() -> None:
+    from cpgait.runtime.pose.blazepose import PoseDetection
+
+    det = PoseDetection(
+        0.9,
+        (10.0, 20.0, 110.0, 220.0),
+        (40.0, 20.0, 60.0, 40.0),
+        np.array([[60, 120], [60, 20], [60, 60], [60, 10]], dtype=np.float32),
+    )
+    moved = det.shifted(774, 5)
+    assert moved.box == (784.0, 25.0, 884.0, 225.0) and moved.face_box == (814.0, 25.0, 834.0, 45.0)
+    roi, roi_moved = det.roi(), moved.roi()
+    assert (roi_moved.cx - roi.cx, roi_moved.cy - roi.cy) == pytest.approx((774, 5))
+    assert roi_moved.size == pytest.approx(roi.size) and roi_moved.rotation == pytest.approx(roi.rotation)
+
+
+@pytest.mark.parametrize("trouble,status", [("nan", BAD_OUTPUT), ("tiny", TOO_SMALL), ("occluded", OCCLUDED)])
+def test_bad_frames_are_counted_and_the_loop_goes_on(tmp_path: Path, trouble: str, status: str) -> None:
+    video = _scene_video(tmp_path / "scene.avi")
+    source = FileSource(video)
+    stage = SubjectPose(FakePose(trouble={20: trouble}), source.size, "coco17")
+    reports = list(Pipeline(source, stage).reports())
+    assert len(reports) == SCENE_FRAMES
+    assert reports[20].subject.status == status and stage.counts[status] == 1
+    assert reports[-1].subject.status == TRACKING
+    assert (reports[20].subject.keypoints is None) == (status == BAD_OUTPUT)
+
+
+def test_ctrl_c_ends_the_run_with_a_summary(tmp_path: Path) -> None:
+    video = _scene_video(tmp_path / "scene.avi")
+    source = FileSource(video)
+    pipeline = Pipeline(source, SubjectPose(FakePose(), source.size, "coco17"))
+
+    def interrupt_at_ten(report) -> None:
+        if report.subject.frame.index == 10:
+            raise KeyboardInterrupt
+
+    summary = pipeline.run(interrupt_at_ten)
+    assert summary.frames == 10 and sum(summary.statuses.values()) >= 10
+    assert not any(t.name.startswith("cpgait-") and t.is_alive() for t in threading.enumerate())

@@ -1,0 +1,166 @@
+"""The ONNX pose pipelines on a real still (OpenCV's messi5.jpg) against MediaPipe's own landmarks.
+
+tests/data/messi5_mediapipe_pose.json was made by scripts/make_pose_reference.py with mediapipe 0.10.21
+(`mp.solutions.pose.Pose(static_image_mode=True, model_complexity=1)`); the file records versions and options.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from cpgait.errors import CpgaitError
+from cpgait.runtime.backends.runners import OnnxRuntimeRunner
+from cpgait.runtime.core.layouts import to_coco17
+from cpgait.runtime.pose.blazepose import BlazePose, ssd_anchors
+from cpgait.runtime.pose.interface import PoseResult, Roi, load_pose_model
+from cpgait.runtime.pose.movenet import MoveNet
+
+DATA = Path(__file__).resolve().parents[2] / "data"
+
+
+@pytest.fixture(scope="module")
+def image() -> np.ndarray:
+    return cv2.imread(str(DATA / "messi5.jpg"))
+
+
+@pytest.fixture(scope="module")
+def reference() -> np.ndarray:
+    """MediaPipe's 33 landmarks: x, y (pixels), visibility."""
+    rows = np.array(json.loads((DATA / "messi5_mediapipe_pose.json").read_text())["landmarks"], dtype=np.float32)
+    return rows[:, [0, 1, 3]]
+
+
+@pytest.fixture(scope="module")
+def blazepose() -> BlazePose:
+    return BlazePose(OnnxRuntimeRunner, tracking=False)
+
+
+@pytest.fixture(scope="module")
+def movenet() -> MoveNet:
+    return MoveNet(OnnxRuntimeRunner, tracking=False)
+
+
+def test_detector_anchor_config_gives_2254_anchors() -> None:
+    anchors = ssd_anchors()
+    assert anchors.shape == (2254, 2)
+    assert anchors.min() > 0 and anchors.max() < 1
+
+
+def test_blazepose_matches_mediapipe(blazepose: BlazePose, image: np.ndarray, reference: np.ndarray) -> None:
+    result = blazepose(image)
+    assert result is not None and result.layout == "blazepose33" and result.keypoints.shape == (33, 3)
+    error = np.linalg.norm(result.keypoints[:, :2] - reference[:, :2], axis=1)
+    assert error.mean() <= 5.0  # measured 0.92 px (median 0.5, worst 5.5 px at the right heel); the image is 548x342
+    assert np.abs(result.keypoints[:, 2] - reference[:, 2]).max() < 0.1  # visibility; measured 0.042
+    assert result.score > 0.9
+
+
+def test_detector_finds_the_player(blazepose: BlazePose, image: np.ndarray, reference: np.ndarray) -> None:
+    detections = blazepose.detect(image)
+    assert len(detections) == 1 and detections[0].score >= 0.5
+    hip_centre = reference[[23, 24], :2].mean(axis=0)
+    assert np.linalg.norm(detections[0].keypoints[0] - hip_centre) < 15  # detector's mid-hip vs MediaPipe's hips
+    x0, y0, x1, y1 = detections[0].box
+    assert x0 < reference[:, 0].mean() < x1 and y0 < reference[:, 1].mean() < y1
+
+
+def test_movenet_finds_the_same_person(movenet: MoveNet, image: np.ndarray, reference: np.ndarray) -> None:
+    result = movenet(image)
+    assert result is not None and result.layout == "coco17" and result.keypoints.shape == (17, 3)
+    ref17, _ = to_coco17(reference, "blazepose33", keep_feet=False)
+    # Two different models with different joint definitions (COCO vs BlazePose hips, ears, ankles): measured mean
+    # 10.2 px over the 17 joints (about 3 % of the 390-px diagonal of the player's box); 20 px leaves twice that.
+    assert np.linalg.norm(result.keypoints[:, :2] - ref17[:, :2], axis=1).mean() < 20
+    x0, y0 = reference[:, :2].min(axis=0) - 25
+    x1, y1 = reference[:, :2].max(axis=0) + 25
+    assert ((result.keypoints[:, 0] > x0) & (result.keypoints[:, 0] < x1)).all()
+    assert ((result.keypoints[:, 1] > y0) & (result.keypoints[:, 1] < y1)).all()
+
+
+def test_blazepose_tracks_with_landmarks_and_resets(image: np.ndarray) -> None:
+    pose = BlazePose(OnnxRuntimeRunner, tracking=True)
+    first = pose(image)
+    assert pose.last_used_detector and pose.last_timings_ms["detector"] > 0
+    second = pose(image)  # region from the first call's landmarks: no detector
+    assert not pose.last_used_detector and pose.last_timings_ms["detector"] == 0
+    assert first is not None and second is not None
+    assert np.linalg.norm(first.keypoints[:, :2] - second.keypoints[:, :2], axis=1).mean() < 5
+    assert set(pose.last_timings_ms) == {"preprocess", "detector", "landmarks", "postprocess"}
+    pose.reset()
+    pose(image)
+    assert pose.last_used_detector
+
+
+@pytest.mark.parametrize("value", [0, 128, 255])
+@pytest.mark.parametrize("model", ["blazepose", "movenet"])
+def test_blank_image_gives_none(model: str, value: int, blazepose: BlazePose, movenet: MoveNet) -> None:
+    pose = blazepose if model == "blazepose" else movenet
+    assert pose(np.full((342, 548, 3), value, np.uint8)) is None
+
+
+@pytest.mark.parametrize(
+    "bad, expected",
+    [
+        (np.zeros((100, 100), np.uint8), CpgaitError),  # grey
+        (np.zeros((100, 100, 4), np.uint8), CpgaitError),  # BGRA
+        (np.zeros((100, 100, 3), np.float32), CpgaitError),  # float
+        (np.zeros((1, 100, 3), np.uint8), CpgaitError),  # one row
+        ([[0, 0, 0]], CpgaitError),  # not an array
+    ],
+)
+def test_bad_image_is_a_user_error(bad: object, expected: type, blazepose: BlazePose, movenet: MoveNet) -> None:
+    with pytest.raises(expected):
+        blazepose(bad)
+    with pytest.raises(expected):
+        movenet(bad)
+
+
+@pytest.mark.parametrize("rotation", [0.0, 0.7, -2.5])
+def test_roi_crop_and_back_projection_agree(rotation: float) -> None:
+    canvas = np.zeros((300, 400, 3), np.uint8)
+    cv2.circle(canvas, (250, 120), 4, (255, 255, 255), -1)
+    roi = Roi(230.0, 140.0, 120.0, rotation)
+    crop = roi.crop(canvas, 256)
+    ys, xs = np.nonzero(crop[:, :, 0] > 128)
+    back = roi.to_image(np.array([[xs.mean(), ys.mean()]]), 256)[0]
+    assert np.linalg.norm(back - (250, 120)) < 1.0
+
+
+@pytest.mark.parametrize(
+    "keypoints, layout, score, box, expected",
+    [
+        (np.zeros((33, 3), np.float32), "blazepose33", 0.5, (0, 0, 1, 1), None),
+        (np.zeros((17, 3), np.float32), "blazepose33", 0.5, (0, 0, 1, 1), ValueError),  # wrong joint count
+        (np.zeros((33, 3), np.float64), "blazepose33", 0.5, (0, 0, 1, 1), ValueError),  # not float32
+        (np.full((17, 3), np.nan, np.float32), "coco17", 0.5, (0, 0, 1, 1), ValueError),  # NaN
+        (np.full((17, 3), 2, np.float32), "coco17", 0.5, (0, 0, 1, 1), ValueError),  # confidence > 1
+        (np.zeros((17, 3), np.float32), "coco17", 1.5, (0, 0, 1, 1), ValueError),  # score > 1
+        (np.zeros((17, 3), np.float32), "coco17", 0.5, (2, 0, 1, 1), ValueError),  # x0 > x1
+        (np.zeros((17, 3), np.float32), "nolayout", 0.5, (0, 0, 1, 1), CpgaitError),
+    ],
+)
+def test_pose_result_is_validated(keypoints, layout, score, box, expected) -> None:
+    if expected is None:
+        assert PoseResult(keypoints, layout, score, box).layout == layout
+    else:
+        with pytest.raises(expected):
+            PoseResult(keypoints, layout, score, box)
+
+
+def test_load_pose_model_by_name_backend_or_factory(image: np.ndarray) -> None:
+    assert isinstance(load_pose_model("movenet", backend="ort-cpu", threads=1), MoveNet)
+    made = []
+
+    def factory(path: Path) -> OnnxRuntimeRunner:
+        made.append(path.name)
+        return OnnxRuntimeRunner(path)
+
+    assert load_pose_model("blazepose", backend=factory)(image) is not None
+    assert made == ["blazepose_detector.onnx", "blazepose_landmarks_full.onnx"]
+    with pytest.raises(CpgaitError, match="expected one of"):
+        load_pose_model("openpose")

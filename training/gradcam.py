@@ -1,0 +1,183 @@
+"""`cpgait explain`: which joints the ST-GCN relies on, by Grad-CAM on its last block.
+
+For each window: activations A `[C, T', V]` of the last ST-GCN block and the gradients G of the target class logit
+(the true class by default); channel weights w_c = mean of G over T' and V; cam = relu(sum_c w_c A_c), summed
+over time -> one value per joint, then divided by its sum so every window counts once. The ranking is the mean over
+correctly classified windows (overall and per class), scaled so that the top joint is 1. Its JSON feeds
+`cpgait train --feature-joints FILE --top-k K`, which keeps the gait features computable from the top K joints.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from cpgait.errors import CpgaitError, refuse_overwrite
+from cpgait.export.checkpoint import load_checkpoint
+from cpgait.export.model import SeverityModel
+from cpgait.runtime.core.layouts import COCO17
+from cpgait.runtime.data.dataset import Dataset
+from cpgait.runtime.data.recording_windows import build_windows
+from cpgait.training.evaluate import split_records
+from cpgait.training.train import pick_device
+
+RANKING_FORMAT = "cpgait.joint_ranking/1"
+TARGETS = ("true", "predicted")
+
+
+def gradcam(
+    model: SeverityModel,
+    inputs: dict[str, np.ndarray],
+    labels: np.ndarray,
+    target: str = "true",
+    batch_size: int = 64,
+    device: torch.device | str = "cpu",
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-window joint importance `[W, V]` (each row sums to 1, or is 0) and the predicted classes `[W]`."""
+    if not model.config.uses_skeleton:
+        raise CpgaitError(f"a {model.config.streams} model has no ST-GCN stream to explain")
+    if target not in TARGETS:
+        raise CpgaitError(f"--target is {target!r}; expected one of {', '.join(TARGETS)}")
+    model.eval()
+    captured: dict[str, torch.Tensor] = {}
+
+    def keep(_module: torch.nn.Module, _args: object, output: torch.Tensor) -> None:
+        output.retain_grad()
+        captured["activations"] = output
+
+    hook = model.skeleton.blocks[-1].register_forward_hook(keep)
+    cams, preds = [], []
+    try:
+        for start in range(0, len(labels), batch_size):
+            batch = {k: torch.from_numpy(v[start : start + batch_size]).to(device) for k, v in inputs.items()}
+            model.zero_grad(set_to_none=True)
+            logits = model(**batch)
+            pred = logits.argmax(1)
+            cls = torch.from_numpy(labels[start : start + batch_size]).to(device) if target == "true" else pred
+            logits.gather(1, cls[:, None]).sum().backward()
+            acts = captured["activations"]
+            weights = acts.grad.mean(dim=(2, 3), keepdim=True)
+            cam = torch.relu((weights * acts).sum(dim=1)).sum(dim=1)  # [N, V]
+            total = cam.sum(dim=1, keepdim=True)
+            cams.append(torch.where(total > 0, cam / total.clamp_min(1e-12), cam).detach().cpu().numpy())
+            preds.append(pred.cpu().numpy())
+    finally:
+        hook.remove()
+        model.zero_grad(set_to_none=True)
+    return np.concatenate(cams), np.concatenate(preds)
+
+
+def ranking_of(importance: np.ndarray) -> list[dict]:
+    """Joints by decreasing importance, scaled so the top joint is 1."""
+    top = importance.max(initial=0.0)
+    scaled = importance / top if top > 0 else importance
+    order = np.argsort(-scaled, kind="stable")
+    return [{"name": COCO17.joints[i], "importance": round(float(scaled[i]), 4)} for i in order]
+
+
+def explain(
+    checkpoint_path: str | Path,
+    data: str | Path,
+    out: str | Path,
+    split: str = "train",
+    target: str = "true",
+    overwrite: bool = False,
+    device: str = "auto",
+    stride: int | None = None,
+) -> dict:
+    """Rank the joints, print the table and write `joint_ranking.json` and `joint_importance.png` into `out`."""
+    out, data = Path(out), Path(data)
+    files = {"json": out / "joint_ranking.json", "png": out / "joint_importance.png"}
+    for path in files.values():
+        refuse_overwrite(path, overwrite)
+    checkpoint = load_checkpoint(checkpoint_path)
+    contract = checkpoint.contract
+    if not checkpoint.config.uses_skeleton:
+        raise CpgaitError(f"{checkpoint_path}: a {contract.streams} model has no ST-GCN stream to explain")
+    stride = stride or int(checkpoint.training.get("settings", {}).get("stride", contract.window // 4))
+    records = split_records(checkpoint, Dataset.from_path(data), split, data)
+    windows, note = build_windows(records, contract, stride, where=f"{data} ({split})")
+    if note:
+        print(f"note: {note}")
+    dev = pick_device(device)
+    cams, preds = gradcam(checkpoint.model(dev), windows.inputs, windows.labels, target, device=dev)
+    correct = preds == windows.labels
+    if not correct.any():
+        raise CpgaitError(
+            f"{checkpoint_path}: no window of {data} ({split}) is classified correctly; nothing to explain"
+        )
+    per_class = {}
+    for c, name in enumerate(contract.class_names):
+        mask = correct & (windows.labels == c)
+        per_class[name] = ranking_of(cams[mask].mean(axis=0)) if mask.any() else None
+    result = {
+        "format": RANKING_FORMAT,
+        "joints": ranking_of(cams[correct].mean(axis=0)),
+        "per_class": per_class,
+        "model": str(checkpoint_path),
+        "streams": contract.streams,
+        "data": str(data),
+        "split": split,
+        "target": target,
+        "windows": {"correct": int(correct.sum()), "total": len(correct)},
+        "synthetic": contract.synthetic,
+        "training_data": contract.training_data,
+    }
+    print(ranking_text(result))
+    out.mkdir(parents=True, exist_ok=True)
+    files["json"].write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    mean_pose = windows.inputs["skeleton"][correct][:, :2].mean(axis=(0, 2))  # [2, V] normalised x, y
+    plot_importance(result, mean_pose, files["png"])
+    print(f"wrote {files['json']} and {files['png']}")
+    return result
+
+
+def ranking_text(result: dict) -> str:
+    """The overall ranking with the per-class importances beside it."""
+    classes = [c for c, r in result["per_class"].items() if r is not None]
+    per_class = {c: {j["name"]: j["importance"] for j in result["per_class"][c]} for c in classes}
+    header = f"{'rank':>4}  {'joint':<16}{'overall':>9}" + "".join(f"{c:>11}" for c in classes)
+    lines = [
+        f"Grad-CAM joint importance, {result['windows']['correct']} of {result['windows']['total']} windows "
+        f"correct ({'SYNTHETIC data' if result['synthetic'] else 'real data'})",
+        header,
+    ]
+    for rank, joint in enumerate(result["joints"], start=1):
+        lines.append(
+            f"{rank:>4}  {joint['name']:<16}{joint['importance']:>9.3f}"
+            + "".join(f"{per_class[c][joint['name']]:>11.3f}" for c in classes)
+        )
+    return "\n".join(lines)
+
+
+def plot_importance(result: dict, mean_pose: np.ndarray, path: Path) -> None:
+    """The mean pose with joints coloured and sized by importance, and a bar chart of the ranking."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    value = {j["name"]: j["importance"] for j in result["joints"]}
+    imp = np.array([value[name] for name in COCO17.joints])
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 5), constrained_layout=True)
+    x, y = mean_pose
+    for a, b in COCO17.edges:
+        left.plot([x[a], x[b]], [y[a], y[b]], color="0.7", lw=2, zorder=1)
+    dots = left.scatter(x, y, c=imp, s=60 + 400 * imp, cmap="inferno_r", vmin=0, vmax=1, edgecolors="k", zorder=2)
+    left.set_aspect("equal")
+    left.set_axis_off()
+    left.set_title("mean pose, joints coloured by Grad-CAM importance")
+    fig.colorbar(dots, ax=left, shrink=0.7)
+    names = [j["name"] for j in result["joints"]][::-1]
+    right.barh(names, [value[n] for n in names], color=plt.cm.inferno_r([value[n] for n in names]))
+    right.set_xlabel("importance (top joint = 1)")
+    right.set_title(f"{result['windows']['correct']} correctly classified windows")
+    fig.suptitle(
+        f"{Path(result['model']).name}: Grad-CAM on the last ST-GCN block"
+        + (" (SYNTHETIC data)" if result["synthetic"] else "")
+    )
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

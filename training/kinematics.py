@@ -1,0 +1,422 @@
+"""Kinematic model of a walking child for synthetic data: joint-angle curves over the gait cycle and forward kinematics
+of a sagittal body whose left and right limbs are offset sideways (3-D points in metres).
+
+Walker frame: x forward along the walk, y up from the floor, z towards the walker's left. Angles in degrees:
+thigh and shank angles are measured from the downward vertical, positive when the distal end is in front; knee
+flexion = thigh - shank (0 = straight); hip flexion = thigh + trunk lean (angle between the trunk line and the thigh);
+ankle dorsiflexion = foot angle - shank angle (foot angle: heel->toe line above the horizontal, toe up positive), which
+is 90 deg minus the angle between shank and foot. Phase 0 of a leg's cycle is its initial contact.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import numpy as np
+
+GRID = 256  # samples per gait cycle of the smoothed curves
+HARMONICS = 7  # Fourier harmonics kept: smooth like measured joint angles, while keeping the peaks
+SIDES = ("left", "right")
+
+
+@dataclass(frozen=True)
+class Body:
+    """Segment lengths in metres (joint to joint; the foot is heel, ankle and toe points)."""
+
+    height: float
+    thigh: float
+    shank: float
+    ankle_height: float
+    heel_back: float
+    toe_forward: float
+    trunk: float
+    neck: float
+    head_radius: float
+    upper_arm: float
+    forearm: float
+    hip_width: float
+    shoulder_width: float
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            if not getattr(self, f.name) > 0:
+                raise ValueError(f"body {f.name} is {getattr(self, f.name)}; expected a length > 0 m")
+
+    @property
+    def leg(self) -> float:
+        """Leg length = thigh + shank, the unit the gait features scale by."""
+        return self.thigh + self.shank
+
+
+@dataclass(frozen=True)
+class SubjectParams:
+    """Everything that makes one synthetic child walk the way it does (drawn per subject, shared by its walks)."""
+
+    level: int  # 0-3 = GMFCS I-IV, the level the parameters were drawn at
+    body: Body
+    cadence_steps_per_min: float
+    step_length_leg: float  # mean step length / leg length
+    stance_fraction: float  # toe-off phase
+    knee_min_deg: float  # least knee flexion in stance (crouch when large)
+    knee_rom_deg: float  # peak swing flexion - knee_min
+    knee_contact_deg: float  # knee flexion at contact, above knee_min
+    knee_loading_deg: float  # loading-response flexion wave after contact
+    knee_peak_phase: float  # phase of peak swing flexion
+    foot_contact_deg: float  # foot angle at contact: > 0 heel strike, ~0 flat foot, < 0 toe contact
+    foot_stance_deg: float  # foot angle in mid-stance (< 0: the heel stays off the floor)
+    heel_rise: float  # fraction of stance at which the heel rises
+    swing_ankle_deg: float  # ankle angle in swing (< 0: equinus)
+    trunk_lean_deg: float  # mean forward lean of the hip->shoulder line
+    trunk_pitch_deg: float  # amplitude of the lean's oscillation (twice a stride)
+    trunk_roll_deg: float  # amplitude of the sideways trunk tilt (once a stride)
+    lateral_sway_leg: float  # amplitude of the sideways pelvis sway, in leg lengths
+    vertical_bounce_leg: float  # extra rise of the whole body at mid-stance (bouncy gait), in leg lengths
+    arm_swing_deg: float
+    arm_offset_deg: float  # arms held forward (high guard) when large
+    elbow_flex_deg: float
+    stride_cv: float  # stride-to-stride coefficient of variation of stride time
+    stride_length_cv: float
+    angle_sd_deg: float  # stride-to-stride SD of joint-angle offsets
+    asymmetry: float  # 0 = symmetric; scales the differences of the affected side
+    affected_side: str
+
+    def __post_init__(self) -> None:
+        if self.level not in range(4):
+            raise ValueError(f"level is {self.level}; expected 0-3 (GMFCS I-IV)")
+        if self.affected_side not in SIDES:
+            raise ValueError(f"affected_side is {self.affected_side!r}; expected 'left' or 'right'")
+        for name, lo, hi in (
+            ("cadence_steps_per_min", 20, 250),
+            ("step_length_leg", 0.05, 1.5),
+            ("stance_fraction", 0.5, 0.85),
+            ("knee_peak_phase", 0.6, 0.9),
+            ("heel_rise", 0.2, 1.0),
+            ("asymmetry", 0.0, 0.5),
+        ):
+            if not lo <= getattr(self, name) <= hi:
+                raise ValueError(f"{name} is {getattr(self, name)}; expected {lo}-{hi}")
+
+    @property
+    def stride_time_s(self) -> float:
+        return 120.0 / self.cadence_steps_per_min
+
+
+@dataclass(frozen=True)
+class Walk:
+    """One walk in the walker frame, sampled at the frame times."""
+
+    times: np.ndarray  # [T] seconds
+    points: np.ndarray  # [T, 21, 3] COCO-17 + heels + toes, metres
+    angles: dict[str, dict[str, np.ndarray]]  # thigh/shank/knee/hip/ankle/foot -> side -> [T] degrees
+    trunk_lean_deg: np.ndarray  # [T]
+    contacts: dict[str, np.ndarray]  # side -> initial-contact times (s) inside the walk
+    pelvis: np.ndarray  # [T, 3]
+
+
+def periodic_curve(points: list[tuple[float, float]], harmonics: int = HARMONICS) -> np.ndarray:
+    """A smooth gait-cycle curve through control points (phase, value): linear interpolation, then a truncated
+    Fourier series, as joint-angle curves are usually modelled. Returns GRID samples over one cycle."""
+    phase, value = np.array(points, dtype=np.float64).T
+    linear = np.interp(np.arange(GRID) / GRID, phase, value, period=1.0)
+    spectrum = np.fft.rfft(linear)
+    spectrum[harmonics + 1 :] = 0
+    return np.fft.irfft(spectrum, GRID)
+
+
+def at_phase(curve: np.ndarray, phase: np.ndarray | float) -> np.ndarray:
+    """Evaluate a GRID-sampled periodic curve at (unwrapped) phases."""
+    return np.interp(np.asarray(phase) % 1.0, np.arange(GRID) / GRID, curve, period=1.0)
+
+
+def _sind(a: np.ndarray | float) -> np.ndarray:
+    return np.sin(np.radians(a))
+
+
+def _cosd(a: np.ndarray | float) -> np.ndarray:
+    return np.cos(np.radians(a))
+
+
+@dataclass(frozen=True)
+class LegCurves:
+    """Base thigh, knee and ankle curves of one leg over its gait cycle (GRID samples, degrees)."""
+
+    thigh: np.ndarray
+    knee: np.ndarray
+    ankle: np.ndarray
+    knee_min: float
+
+
+def _impairment(s: SubjectParams, side: str) -> float:
+    """How much worse than the subject's mean this side is: the affected side more, the other side a little less."""
+    return s.asymmetry if side == s.affected_side else -0.3 * s.asymmetry
+
+
+def _thigh_knee(s: SubjectParams, side: str) -> tuple[np.ndarray, np.ndarray, float]:
+    """Knee curve from the level's parameters; thigh curve scaled and shifted so that the ankle's excursion behind
+    the hip during stance matches the step length (no foot skating on average) and the foot lands at the intended
+    distance in front of the pelvis."""
+    a = _impairment(s, side)
+    st = s.stance_fraction
+    kmin = s.knee_min_deg + 20 * a
+    rom = s.knee_rom_deg * (1 - a)
+    kic = kmin + s.knee_contact_deg
+    knee = periodic_curve(
+        [
+            (0.0, kic),
+            (0.25 * st, kic + s.knee_loading_deg),
+            (0.65 * st, kmin),
+            (st, kmin + 0.55 * rom),
+            (s.knee_peak_phase, kmin + rom),
+            (0.94, kmin + 0.6 * s.knee_contact_deg),
+        ]
+    )
+    shape = periodic_curve(
+        [
+            (0.0, 22),
+            (0.12, 20),
+            (0.3, 6),
+            (st - 0.12, -12),
+            (st - 0.06, -13),
+            (st, -6),
+            (st + 0.12, 14),
+            (0.85, 24),
+            (0.93, 23),
+        ]
+    )
+    shape = shape - shape.mean()
+    b = s.body
+    stride = 2 * s.step_length_leg * b.leg
+    centre = 0.05 * stride - a * stride / 8  # the affected side's foot lands less far in front
+
+    def residual(gain: float, offset: float) -> np.ndarray:
+        th = offset + gain * at_phase(shape, np.array([0.0, 0.5]))
+        front, back = b.thigh * _sind(th) + b.shank * _sind(th - at_phase(knee, np.array([0.0, 0.5])))
+        return np.array([front - back - stride / 2, (front + back) / 2 - centre])
+
+    x = np.array([1.0, 0.0])
+    for _ in range(6):  # Newton on (gain, offset) with a numerical Jacobian: converges in a few steps
+        r = residual(*x)
+        jac = np.column_stack([(residual(*(x + d)) - r) / 1e-3 for d in np.eye(2) * 1e-3])
+        x = x - np.linalg.solve(jac, r)
+    return x[1] + x[0] * shape, knee, kmin
+
+
+def _ankle_below_hip(b: Body, thigh: float, knee: float) -> float:
+    return float(b.thigh * _cosd(thigh) + b.shank * _cosd(thigh - knee))
+
+
+def _foot_drop(b: Body, foot_deg: float) -> float:
+    """How far the foot's lowest point (heel or toe) lies below the ankle at a foot angle."""
+    heel = b.heel_back * _sind(foot_deg) + b.ankle_height * _cosd(foot_deg)
+    toe = -b.toe_forward * _sind(foot_deg) + b.ankle_height * _cosd(foot_deg)
+    return float(max(heel, toe))
+
+
+def _toe_down_for(b: Body, drop: float, most: float) -> float:
+    """Foot angle (toe down, at most `most`) that puts the toe `drop` below the ankle: the trailing foot stays on
+    the floor while the leading foot lands."""
+    r = np.hypot(b.ankle_height, b.toe_forward)
+    beta = np.degrees(np.arctan2(b.toe_forward, b.ankle_height))
+    tilt = beta - np.degrees(np.arccos(np.clip(drop / r, b.ankle_height / r, 1.0)))
+    return float(min(-tilt, most))
+
+
+def leg_curves(s: SubjectParams) -> dict[str, LegCurves]:
+    """Both legs' curves. The ankle curve is shaped by the foot angles of the level (heel strike, flat foot or toe
+    contact; heel down or up in mid-stance; equinus in swing), and in double support the trailing foot is tilted so
+    that its toe is on the floor at the same height as the leading foot."""
+    st = s.stance_fraction
+    b = s.body
+    tk = {side: _thigh_knee(s, side) for side in SIDES}
+    contact = {side: s.foot_contact_deg - 25 * _impairment(s, side) for side in SIDES}
+    stance = {side: min(s.foot_stance_deg - 10 * _impairment(s, side), 0.0) for side in SIDES}
+
+    def foot_at(side: str, phase: float) -> float:  # the planned foot angle early in stance
+        return contact[side] + (stance[side] - contact[side]) * min(phase / (0.1 * st), 1.0)
+
+    def drop(side: str, phase: float) -> float:  # hip -> lowest foot point
+        thigh, knee, _ = tk[side]
+        return _ankle_below_hip(b, at_phase(thigh, phase), at_phase(knee, phase)) + _foot_drop(b, foot_at(side, phase))
+
+    curves = {}
+    for side, other in (("left", "right"), ("right", "left")):
+        thigh, knee, kmin = tk[side]
+        shank = thigh - knee
+
+        def ankle_height(phase: float) -> float:
+            return _ankle_below_hip(b, at_phase(thigh, phase), at_phase(knee, phase))
+
+        heel_off = min(max(s.heel_rise * st, 0.3 * st + 0.02), 0.46)
+        opposite = _toe_down_for(b, drop(other, 0.0) - ankle_height(0.5), stance[side])
+        toe_off = _toe_down_for(b, drop(other, st - 0.5) - ankle_height(st), opposite)
+        swing = s.swing_ankle_deg - 10 * _impairment(s, side)
+        feet = [
+            (0.0, contact[side]),
+            (0.1 * st, stance[side]),
+            (0.3 * st, stance[side]),
+            (heel_off, stance[side]),
+            (0.5, opposite),
+            (st, toe_off),
+            (st + 0.12, float(at_phase(shank, st + 0.12)) + swing),
+            (0.8, float(at_phase(shank, 0.8)) + swing),
+            (0.93, contact[side]),
+        ]
+        # smoothed as foot angles, which the floor constrains in stance; the ankle angle follows from the shank
+        ankle = periodic_curve(feet, harmonics=10) - shank
+        curves[side] = LegCurves(thigh=thigh, knee=knee, ankle=ankle, knee_min=kmin)
+    return curves
+
+
+def _rotate(x: np.ndarray, y: np.ndarray, deg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    c, s = _cosd(deg), _sind(deg)
+    return x * c - y * s, x * s + y * c
+
+
+def _legs(b: Body, angles: dict[str, dict[str, np.ndarray]], pts: np.ndarray) -> None:
+    """Hips, knees, ankles, heels and toes relative to the pelvis centre; the legs sit half a hip width sideways."""
+    n = len(pts)
+    for side, joints, z in (("left", (11, 13, 15, 17, 19), 0.5), ("right", (12, 14, 16, 18, 20), -0.5)):
+        th, sh, ft = angles["thigh"][side], angles["shank"][side], angles["foot"][side]
+        kx, ky = b.thigh * _sind(th), -b.thigh * _cosd(th)
+        ax, ay = kx + b.shank * _sind(sh), ky - b.shank * _cosd(sh)
+        hx, hy = _rotate(np.full(n, -b.heel_back), np.full(n, -b.ankle_height), ft)
+        tx, ty = _rotate(np.full(n, b.toe_forward), np.full(n, -b.ankle_height), ft)
+        for j, (x, y) in zip(joints, ((0.0, 0.0), (kx, ky), (ax, ay), (ax + hx, ay + hy), (ax + tx, ay + ty))):
+            pts[:, j, 0], pts[:, j, 1], pts[:, j, 2] = x, y, z * b.hip_width
+
+
+# Face points around the head centre, in head radii (forward, up, left): nose, eyes, ears.
+_FACE = ((0.9, -0.1, 0.0), (0.75, 0.2, 0.35), (0.75, 0.2, -0.35), (-0.05, 0.05, 0.9), (-0.05, 0.05, -0.9))
+
+
+def _upper_body(
+    s: SubjectParams, thigh: dict[str, np.ndarray], lean: np.ndarray, roll: np.ndarray, pts: np.ndarray
+) -> None:
+    """Shoulders, face and arms relative to the pelvis centre: the trunk leans forward and tilts sideways, the head
+    compensates half of the lean, each arm swings with the opposite thigh."""
+    b, n = s.body, len(pts)
+    sh_x = b.trunk * _sind(lean) * _cosd(roll)
+    sh_y = b.trunk * _cosd(lean) * _cosd(roll)
+    sh_z = b.trunk * _sind(roll)
+    head_lean = 0.5 * lean
+    head = np.stack([sh_x + b.neck * _sind(head_lean), sh_y + b.neck * _cosd(head_lean), sh_z], axis=-1)
+    for j, offset in enumerate(_FACE):
+        pts[:, j] = head + b.head_radius * np.array(offset)
+    for (shoulder, elbow, wrist, z), other in zip(((5, 7, 9, 0.5), (6, 8, 10, -0.5)), ("right", "left")):
+        swing = thigh[other] - thigh[other].mean()
+        swing = swing / max(np.abs(swing).max(), 1e-6)
+        arm = s.arm_offset_deg + s.arm_swing_deg * swing
+        fore = arm + s.elbow_flex_deg + 0.3 * s.arm_swing_deg * (swing + 1)
+        pts[:, shoulder] = np.stack([sh_x, sh_y, sh_z + z * b.shoulder_width], axis=-1)
+        pts[:, elbow] = pts[:, shoulder] + b.upper_arm * np.stack([_sind(arm), -_cosd(arm), np.zeros(n)], axis=-1)
+        pts[:, wrist] = pts[:, elbow] + b.forearm * np.stack([_sind(fore), -_cosd(fore), np.zeros(n)], axis=-1)
+
+
+def _keep_trailing_foot(
+    s: SubjectParams,
+    side: str,
+    fraction: np.ndarray,
+    anchors: np.ndarray,
+    pelvis_x: np.ndarray,
+    angles: dict[str, dict[str, np.ndarray]],
+    pts: np.ndarray,
+) -> None:
+    """In double support the trailing foot stays where it stood (as a foot does while it rolls onto its toes) and
+    then eases back onto its swing curve: its thigh and knee are re-solved (two-link inverse kinematics) so that the
+    ankle keeps its ground position and its height below the hip. Updates `angles` in place."""
+    b, st, ease = s.body, s.stance_fraction, 0.15
+    ankle = 15 if side == "left" else 16
+    reach = pts[:, ankle, 0].copy()
+    shift = np.zeros(len(reach))
+    ground, last = None, 0.0
+    for f in range(len(reach)):
+        if anchors[f]:
+            ground = pelvis_x[f] + reach[f]
+        elif fraction[f] < st and ground is not None:
+            shift[f] = last = ground - pelvis_x[f] - reach[f]
+        elif st <= fraction[f] < st + ease:
+            shift[f] = last * 0.5 * (1 + np.cos(np.pi * (fraction[f] - st) / ease))
+    moved = shift != 0
+    dx, dy = reach[moved] + shift[moved], -pts[moved, ankle, 1]
+    d = np.clip(np.hypot(dx, dy), abs(b.thigh - b.shank) + 1e-6, (b.thigh + b.shank) * (1 - 1e-6))
+    knee = 180 - np.degrees(np.arccos((b.thigh**2 + b.shank**2 - d**2) / (2 * b.thigh * b.shank)))
+    thigh = np.degrees(np.arctan2(dx, dy) + np.arccos((b.thigh**2 + d**2 - b.shank**2) / (2 * b.thigh * d)))
+    foot = angles["foot"][side][moved]
+    angles["thigh"][side][moved], angles["knee"][side][moved] = thigh, knee
+    angles["shank"][side][moved] = thigh - knee
+    angles["ankle"][side][moved] = foot - (thigh - knee)
+
+
+def walk(s: SubjectParams, duration_s: float, fps: float, rng: np.random.Generator) -> Walk:
+    """Simulate a walk of `duration_s` seconds: strides of varying time and length, per-stride angle offsets,
+    forward kinematics, a pelvis height that keeps the lowest foot point on the floor and a forward progression
+    that keeps the foot that landed last in place (so step length, cadence and speed agree)."""
+    b = s.body
+    n = max(int(round(duration_s * fps)), 2)
+    t = np.arange(n) / fps
+    t_stride = s.stride_time_s
+    k = int(np.ceil(duration_s / (0.7 * t_stride))) + 4
+    durations = t_stride * np.clip(1 + s.stride_cv * rng.standard_normal(k), 0.7, 1.3)
+    starts = np.concatenate([[0.0], np.cumsum(durations)]) - (durations[0] + rng.uniform() * durations[1])
+    index = np.arange(k + 1, dtype=np.float64)
+    phase_l = np.interp(t, starts, index)  # continuous phase of the left leg: stride number + fraction
+    side_sign = 1.0 if s.affected_side == "left" else -1.0
+    offset_r = 0.5 + 0.15 * s.asymmetry * side_sign  # the affected side's step takes a little longer
+    phases = {"left": phase_l, "right": phase_l - offset_r}
+
+    # each stride's length varies through the amplitude of the thigh swing
+    length_gain = np.clip(1 + s.stride_length_cv * rng.standard_normal(k), 0.6, 1.4)
+    centres = index[:-1] + 0.5
+
+    def per_stride(values: np.ndarray, phase: np.ndarray) -> np.ndarray:
+        return np.interp(phase, centres, values)
+
+    sd = s.angle_sd_deg
+    angles: dict[str, dict[str, np.ndarray]] = {a: {} for a in ("thigh", "shank", "knee", "hip", "ankle", "foot")}
+    for side, c in leg_curves(s).items():
+        ph = phases[side]
+        thigh_mean = float(c.thigh.mean())
+        thigh = thigh_mean + (at_phase(c.thigh, ph) - thigh_mean) * per_stride(length_gain, ph)
+        thigh = thigh + per_stride(0.6 * sd * rng.standard_normal(k), ph)
+        rom_scale = per_stride(1 + 0.5 * sd / 20 * rng.standard_normal(k), ph)
+        knee = c.knee_min + (at_phase(c.knee, ph) - c.knee_min) * rom_scale
+        knee = knee + per_stride(sd * rng.standard_normal(k), ph)
+        knee = 0.5 * (knee + np.sqrt(knee**2 + 1))  # smooth floor at 0: no hyperextension, so any knee measure works
+        ankle = at_phase(c.ankle, ph) + per_stride(0.8 * sd * rng.standard_normal(k), ph)
+        angles["thigh"][side], angles["knee"][side], angles["ankle"][side] = thigh, knee, ankle
+        angles["shank"][side] = thigh - knee
+        angles["foot"][side] = angles["shank"][side] + ankle
+
+    two_pi = 2 * np.pi
+    lean = (
+        s.trunk_lean_deg
+        + s.trunk_pitch_deg * np.sin(2 * two_pi * phase_l + 0.6)
+        + per_stride(0.5 * sd * rng.standard_normal(k), phase_l)
+    )
+    roll = s.trunk_roll_deg * np.sin(two_pi * phase_l)
+    sway = s.lateral_sway_leg * b.leg * np.sin(two_pi * phase_l)
+
+    pts = np.zeros((n, 21, 3))
+    _legs(b, angles, pts)
+    # the lowest foot point touches the floor, except that a bouncy gait lifts the body at mid-stance
+    bounce = s.vertical_bounce_leg * b.leg * 0.5 * (1 - np.cos(2 * two_pi * phase_l))
+    pelvis_y = bounce - pts[:, 15:21, 1].min(axis=1)
+    # the foot that landed last stays where it landed: the pelvis moves by what that ankle moves back relative to it
+    left_anchors = np.interp(np.floor(phase_l), index, starts) >= np.interp(
+        np.floor(phases["right"]) + offset_r, index, starts
+    )
+    anchor = np.where(left_anchors, pts[:, 15, 0], pts[:, 16, 0])
+    previous = np.where(left_anchors, np.roll(pts[:, 15, 0], 1), np.roll(pts[:, 16, 0], 1))
+    pelvis_x = np.concatenate([[0.0], np.cumsum(previous[1:] - anchor[1:])])
+    for side, anchors in (("left", left_anchors), ("right", ~left_anchors)):
+        _keep_trailing_foot(s, side, phases[side] % 1.0, anchors, pelvis_x, angles, pts)
+    angles["hip"] = {side: angles["thigh"][side] + lean for side in SIDES}
+    _legs(b, angles, pts)
+    _upper_body(s, angles["thigh"], lean, roll, pts)
+    pelvis = np.stack([pelvis_x, pelvis_y, sway], axis=-1)
+    pts += pelvis[:, None, :]
+    contacts = {}
+    for side, offset in (("left", 0.0), ("right", offset_r)):
+        times = np.interp(np.arange(np.ceil(phases[side].min()), phases[side].max() + 1) + offset, index, starts)
+        contacts[side] = times[(times >= 0) & (times <= t[-1])]
+    return Walk(times=t, points=pts, angles=angles, trunk_lean_deg=lean, contacts=contacts, pelvis=pelvis)
