@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 
 from cpgait.errors import CpgaitError
-from cpgait.runtime.backends.runners import contract_input_specs
 from cpgait.runtime.core.contract import ModelContract
 
 
@@ -48,8 +47,7 @@ def synthetic_windows(contract: ModelContract, n: int = 32, seed: int = 0) -> Wi
     """Random inputs of the contract's shapes (standard normal): for export parity when no data set is given."""
     rng = np.random.default_rng(seed)
     inputs = {
-        spec.name: rng.standard_normal((n, *spec.shape[1:])).astype(np.float32)
-        for spec in contract_input_specs(contract)
+        spec.name: rng.standard_normal((n, *spec.shape[1:])).astype(np.float32) for spec in contract.input_specs()
     }
     return WindowSet(inputs, np.full(n, -1, dtype=np.int64), f"{n} synthetic random windows (seed {seed})")
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from cpgait.errors import CpgaitError
-from cpgait.runtime.backends.runners import Runner
+from cpgait.runtime.backends.runner import Runner
 from cpgait.runtime.core.contract import ModelContract
 from cpgait.runtime.core.layouts import get_layout
 from cpgait.runtime.gait.features import IncrementalFeatures
@@ -219,7 +219,7 @@ class GaitSession:
         t0 = time.perf_counter_ns()
         outputs = self.runner.infer(feed)
         self.last_timings_ns["classifier"] = time.perf_counter_ns() - t0
-        logits = np.asarray(next(iter(outputs.values())), dtype=np.float64).reshape(-1)
+        logits = np.asarray(outputs[self.contract.output_name], dtype=np.float64).reshape(-1)
         if logits.shape != (len(self.contract.class_names),) or not np.all(np.isfinite(logits)):
             raise CpgaitError(
                 f"classifier returned {logits.shape} logits (finite: {np.all(np.isfinite(logits))}); "
