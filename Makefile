@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml Makefile
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q "$(TORCH_SPEC)"
-	$(BIN)/pip install -q -e ".[export,bench,dev]"
+	$(BIN)/pip install -q -e ".[export,bench,dev,kiosk]"
 	touch $(STAMP)
 
 # The Sports2D walking clip (BSD-3-Clause, see NOTICE): the demo's input and the runtime's end-to-end test clip.

@@ -423,6 +423,35 @@ def import_keypoints(
     typer.echo(f"{path}: {seq.num_frames} frames, layout {seq.layout}, {seq.fps:g} fps, {missing:.1%} points missing")
 
 
+@app.command("doctor")
+def doctor_command(
+    camera: list[str] = typer.Option(None, "--camera", help="A camera source to look for (repeatable)."),
+    engines: list[str] = typer.Option(None, "--engines", help="Engine folders to check (default: the reference's)."),
+    data_dir: str = typer.Option(".", "--data-dir", help="Where free disk space matters (the kiosk's data folder)."),
+) -> None:
+    """Is this device ready for the kiosk? Cameras, GPU/TensorRT, backends, engines valid here, free disk, clock."""
+    from pathlib import Path
+
+    from cpgait.doctor import FAIL, doctor
+    from cpgait.kiosk.deployment import reference_model
+
+    folders = [Path(e) for e in engines] if engines else [reference_model().parent / "engines"]
+    checks = doctor(list(camera or []), folders, Path(data_dir))
+    for c in checks:
+        typer.echo(f"{c.level:4}  {c.name}: {c.detail}")
+    if any(c.level == FAIL for c in checks):
+        raise typer.Exit(1)
+
+
+def _add_kiosk() -> None:
+    from cpgait.kiosk.command import app as kiosk_app
+
+    app.add_typer(kiosk_app, name="kiosk")
+
+
+_add_kiosk()
+
+
 def main() -> None:
     """Console entry point: user mistakes become one line on stderr and exit code 2, never a traceback."""
     try:

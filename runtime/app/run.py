@@ -4,6 +4,7 @@ threaded pipeline, with overlay video, JSON-lines events, display, window record
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -40,6 +41,7 @@ class RunOptions:
     stride: int | None = None
     max_frames: int | None = None
     record: str | None = None
+    stop: threading.Event | None = None  # set by an embedding app (the kiosk) to end the run after the next frame
 
     def __post_init__(self) -> None:
         for name in ("stride", "max_frames"):
@@ -120,6 +122,8 @@ def run_live(
                 events.write(report.window.to_json())
         if on_report is not None:
             on_report(report, picture)
+        if options.stop is not None and options.stop.is_set():
+            pipeline.stop()
 
     try:
         with runner, source:
