@@ -168,8 +168,8 @@ class AccessMiddleware:
 
 
 def session_cookie(token: str, secure: bool) -> str:
-    return (
-        f"{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={SESSION_TTL_S}" + ("; Secure" if secure else "")
+    return f"{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={SESSION_TTL_S}" + (
+        "; Secure" if secure else ""
     )
 
 

@@ -38,7 +38,9 @@ def _require_extra() -> None:
         import starlette  # noqa: F401
         import uvicorn  # noqa: F401
     except ImportError as exc:
-        raise CpgaitError(f"the kiosk needs the `kiosk` extra ({exc.name} is missing): pip install 'cpgait[kiosk]'")
+        raise CpgaitError(
+            f"the kiosk needs the `kiosk` extra ({exc.name} is missing): pip install 'cpgait[kiosk]'"
+        ) from None
 
 
 @app.callback()
@@ -52,7 +54,7 @@ def serve(
     ),
     model: str = typer.Option(None, "--model", help="Classifier ONNX with its contract (default: the reference)."),
     pose: str = typer.Option("blazepose", "--pose", help="Pose model: blazepose or movenet."),
-    backend: str = typer.Option("ort-cpu", "--backend", help="Backend of the pose model and classifier (trt on Jetson)."),
+    backend: str = typer.Option("ort-cpu", "--backend", help="Pose model and classifier backend (trt on Jetson)."),
     gate_report: str = typer.Option(None, "--gate-report", help="The INT8 gate report (cpgait verify --json)."),
     data_dir: str = typer.Option(None, "--data-dir", help=_DATA_DIR_HELP),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to serve on; beyond localhost needs a PIN."),

@@ -16,6 +16,7 @@ from cpgait.runtime.backends.trt_engine import file_sha256
 from cpgait.runtime.core.contract import ModelContract
 from cpgait.runtime.pose.catalog import POSE_MODELS
 
+
 def reference_model() -> Path:
     """The shipped reference classifier (trained on SYNTHETIC data)."""
     from importlib.util import find_spec
