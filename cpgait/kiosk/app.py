@@ -36,7 +36,7 @@ from cpgait.kiosk.real_gait import SOURCE as REAL_GAIT_SOURCE
 from cpgait.kiosk.report import notice_for, session_pdf
 from cpgait.kiosk.results import session_result
 from cpgait.kiosk.sessions import SessionRunner
-from cpgait.kiosk.store import NOTE_MAX, RUNNING, NewSession, Store
+from cpgait.kiosk.store import NOTE_MAX, RUNNING, NewSession, Store, check_note, check_patient_id
 
 PUBLIC = ("/login", "/static/", "/health")
 STATIC = Path(__file__).resolve().parent / "static"
@@ -80,6 +80,7 @@ class Kiosk:
         from cpgait.runtime.app.run import RunOptions
 
         d = self.config.deployment
+        patient_id, note = check_patient_id(patient_id), check_note(note)
         if camera not in self.config.cameras:
             raise CpgaitError(f"camera {camera!r}; expected one of {', '.join(self.config.cameras)}")
         if not self.preparation.ready:
