@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test model paper-table bench clean
+.PHONY: venv demo test kiosk model paper-table bench clean
 
 venv: $(STAMP)
 
@@ -29,6 +29,13 @@ $(DEMO_CLIP): | $(STAMP)
 
 demo: $(STAMP) $(DEMO_CLIP)
 	$(BIN)/python -m cpgait.demo
+
+# The clinic kiosk on the demo clip as if it were the camera (replayed at its frame rate); data in .cache/kiosk.
+KIOSK_PORT ?= 8080
+kiosk: $(STAMP) $(DEMO_CLIP)
+	@echo "cpgait kiosk: open http://127.0.0.1:$(KIOSK_PORT)/ (Ctrl-C stops it)"
+	$(BIN)/cpgait kiosk --camera $(DEMO_CLIP) --data-dir .cache/kiosk --port $(KIOSK_PORT) --target-windows 2 \
+		--gate-report docs/reference-model/verify-int8.json
 
 test: $(STAMP) $(DEMO_CLIP)
 	$(BIN)/python -m pytest -q
