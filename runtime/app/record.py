@@ -32,8 +32,9 @@ def record_sequence(video: str, pose: PoseModel, max_frames: int | None = None) 
 
     def keep(report: FrameReport) -> None:
         sf = report.subject
-        measured = sf.keypoints is not None and sf.status in MEASURED
-        frames[sf.frame.index] = (sf.subject.track_id if measured else None, sf.keypoints if measured else None)
+        measured = sf.subject is not None and sf.keypoints is not None and sf.status in MEASURED
+        track = sf.subject.track_id if sf.subject is not None and measured else None
+        frames[sf.frame.index] = (track, sf.keypoints if measured else None)
         times[sf.frame.index] = sf.frame.timestamp
 
     with source:

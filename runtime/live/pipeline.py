@@ -23,7 +23,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -252,19 +252,18 @@ class Pipeline:
             if subject_id is not None:
                 self.subjects += 1
             self._subject_id = subject_id
-            if self.session is not None:
+            if self.session is not None and self.resampler is not None:
                 if self.session.window_count:
                     ended = self.last_estimate = self.session.estimate()
                 self.session.reset()
                 self.resampler.reset()
-        if self.session is None:
+        if self.session is None or self.resampler is None or self.convert is None:  # all three or none
             return FrameReport(sf, None, None, timings)
         window = None
         if subject_id is not None:
             t0 = time.perf_counter_ns()
             classifier = 0
-            measured = sf.keypoints is not None and sf.status in MEASURED
-            kp = sf.keypoints if measured else _missing_like(sf)
+            kp = sf.keypoints if sf.keypoints is not None and sf.status in MEASURED else _missing_like(sf)
             for t, model_kp in self.resampler.push(sf.frame.timestamp, self.convert(kp)):
                 result = self.session.push(t, model_kp)
                 classifier += self.session.last_timings_ns.get("classifier", 0)
@@ -277,7 +276,7 @@ class Pipeline:
             timings["classifier"] = classifier
         return FrameReport(sf, window, self.session.estimate(), timings, ended)
 
-    def reports(self) -> Iterator[FrameReport]:
+    def reports(self) -> Generator[FrameReport, None, None]:
         """Run the stages and yield one report per processed source frame, in order."""
         if self._started:
             raise CpgaitError("a pipeline runs once; build a new one for another run")

@@ -60,26 +60,25 @@ class OneEuroFilter:
         ok = np.all(np.isfinite(x), axis=1)
         if valid is not None:
             ok &= np.asarray(valid, dtype=bool)
-        if self._x is None or self._x.shape != x.shape:
-            self._x = np.full_like(x, np.nan)
-            self._dx = np.zeros_like(x)
-            self._t = np.full(x.shape[0], -np.inf)
-        dt = t - self._t
+        if self._x is None or self._dx is None or self._t is None or self._x.shape != x.shape:
+            self._x, self._dx, self._t = np.full_like(x, np.nan), np.zeros_like(x), np.full(x.shape[0], -np.inf)
+        state, rate, when = self._x, self._dx, self._t
+        dt = t - when
         fresh = ok & ~(dt <= self.max_gap_s)  # never seen, or gone for too long: restart there
         step = ok & ~fresh & (dt > _EPS_S)
         if fresh.any():
-            self._x[fresh] = x[fresh]
-            self._dx[fresh] = 0.0
-            self._t[fresh] = t
+            state[fresh] = x[fresh]
+            rate[fresh] = 0.0
+            when[fresh] = t
         if step.any():
             d = dt[step][:, None]
-            dx = (x[step] - self._x[step]) / d
-            dx_hat = self._dx[step] + _alpha(self.d_cutoff_hz, d) * (dx - self._dx[step])
+            dx = (x[step] - state[step]) / d
+            dx_hat = rate[step] + _alpha(self.d_cutoff_hz, d) * (dx - rate[step])
             speed = np.linalg.norm(dx_hat, axis=1, keepdims=True) / max(float(scale), _EPS_S)
             a = _alpha(self.min_cutoff_hz + self.beta * speed, d)
-            self._x[step] = self._x[step] + a * (x[step] - self._x[step])
-            self._dx[step] = dx_hat
-            self._t[step] = t
+            state[step] = state[step] + a * (x[step] - state[step])
+            rate[step] = dx_hat
+            when[step] = t
         out = np.full_like(x, np.nan)
-        out[ok] = self._x[ok]
+        out[ok] = state[ok]
         return out

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -137,7 +138,7 @@ class SubjectPose:
             return boxes, whole
         return boxes, self._pose(frame.image, timings, found[subject.detection])
 
-    def _detect_tiled(self, image: np.ndarray) -> list[Detection] | None:
+    def _detect_tiled(self, image: np.ndarray) -> Sequence[Detection] | None:
         """Every person the detector finds in the tiles, in image pixels, duplicates from overlaps dropped; None
         for a pose model without a separate detector."""
         height, width = image.shape[:2]
