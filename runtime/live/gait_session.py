@@ -239,7 +239,7 @@ class GaitSession:
     def window_keypoints(self) -> np.ndarray:
         """The raw keypoints `[T, V, 3]` of the last T frames, oldest first (e.g. for a calibration recorder)."""
         if self._count < self.contract.window:
-            raise CpgaitError(f"{self._count} frame(s) so far; a window needs {self.contract.window}")
+            raise RuntimeError(f"{self._count} frame(s) so far; a window needs {self.contract.window}")
         return np.roll(self._ring, -(self._count % self.contract.window), axis=0)
 
     @property

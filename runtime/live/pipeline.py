@@ -29,7 +29,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from cpgait.errors import CpgaitError
 from cpgait.runtime.core.contract import ModelContract
 from cpgait.runtime.core.layouts import get_layout, to_coco17
 from cpgait.runtime.gait.resample import Resampler
@@ -76,7 +75,7 @@ class TimingLog:
 
     def __init__(self, capacity: int = TIMING_CAPACITY) -> None:
         if capacity < 1:
-            raise CpgaitError(f"timing log capacity {capacity}; expected >= 1")
+            raise ValueError(f"timing log capacity {capacity}; expected >= 1")
         self.capacity = capacity
         self._data = np.zeros((capacity, len(self.STAGES)), dtype=np.int64)
         self._col = {s: i for i, s in enumerate(self.STAGES)}
@@ -279,7 +278,7 @@ class Pipeline:
     def reports(self) -> Generator[FrameReport, None, None]:
         """Run the stages and yield one report per processed source frame, in order."""
         if self._started:
-            raise CpgaitError("a pipeline runs once; build a new one for another run")
+            raise RuntimeError("a pipeline runs once; build a new one for another run")
         self._started = True
         workers = [
             threading.Thread(target=self._pose_worker, name="cpgait-pose", daemon=True),

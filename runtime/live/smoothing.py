@@ -56,7 +56,7 @@ class OneEuroFilter:
         """Filter the points observed at time `t` (seconds); rows where `valid` is False come back as NaN."""
         x = np.asarray(points, dtype=np.float64)
         if x.ndim != 2:
-            raise CpgaitError(f"One-Euro filter takes [V, D] points; got shape {x.shape}")
+            raise ValueError(f"One-Euro filter takes [V, D] points; got shape {x.shape}")
         ok = np.all(np.isfinite(x), axis=1)
         if valid is not None:
             ok &= np.asarray(valid, dtype=bool)

@@ -153,14 +153,15 @@ class Roi:
 
 
 def check_image(image: np.ndarray) -> None:
-    """A pose model takes a BGR uint8 image `[H, W, 3]`, as OpenCV reads and decodes them."""
+    """A pose model takes a BGR uint8 image `[H, W, 3]`, as OpenCV reads and decodes them (a caller's bug
+    otherwise, hence ValueError, not a user error)."""
     if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-        raise CpgaitError(
+        raise ValueError(
             f"pose input: {getattr(image, 'dtype', type(image).__name__)} "
             f"{getattr(image, 'shape', '')}; expected a BGR uint8 image [H, W, 3]"
         )
     if min(image.shape[:2]) < 2:
-        raise CpgaitError(f"pose input: image of {image.shape[1]}x{image.shape[0]} pixels is too small")
+        raise ValueError(f"pose input: image of {image.shape[1]}x{image.shape[0]} pixels is too small")
 
 
 def asset(name: str) -> Path:
