@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     import onnxruntime as ort
 
 
-_ORT_DTYPES = {
+_ORT_DTYPES: dict[str, np.dtype] = {
     "tensor(float)": np.dtype(np.float32),
     "tensor(float16)": np.dtype(np.float16),
     "tensor(int64)": np.dtype(np.int64),
@@ -54,24 +54,26 @@ class OnnxRuntimeRunner(Runner):
             options.inter_op_num_threads = 1
         model = self.model if isinstance(self.model, bytes) else str(self.model)
         try:
-            self.session = ort.InferenceSession(model, sess_options=options, providers=self.providers)
+            session = ort.InferenceSession(model, sess_options=options, providers=self.providers)
         except Exception as exc:  # onnxruntime raises its own exception types for unreadable or invalid files
             raise CpgaitError(
                 f"{self.model if not isinstance(self.model, bytes) else 'model'}: ONNX Runtime "
                 f"could not load it ({exc})"
             ) from None
+        self.session = session
         self._specs = []
-        for i in self.session.get_inputs():
+        for i in session.get_inputs():
             dtype = _ORT_DTYPES.get(i.type)
             if dtype is None:
                 raise CpgaitError(f"input {i.name!r} has type {i.type}, which cpgait does not feed")
             self._specs.append(TensorSpec(i.name, dtype, tuple(d if isinstance(d, int) else None for d in i.shape)))
-        self._outputs = [o.name for o in self.session.get_outputs()]
-        text = self.session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
+        self._outputs = [o.name for o in session.get_outputs()]
+        text = session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
         where = "model" if isinstance(self.model, bytes) else str(self.model)
         self.contract = None if text is None else ModelContract.from_json(text, where)
 
     def _infer(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        assert self.session is not None  # set by _activate
         return dict(zip(self._outputs, self.session.run(self._outputs, dict(feed))))
 
     def _deactivate(self) -> None:
@@ -108,15 +110,17 @@ class OrtCudaRunner(OnnxRuntimeRunner):
         if hasattr(ort, "preload_dlls"):  # onnxruntime-gpu >= 1.21 finds the CUDA/cuDNN libraries of pip wheels
             ort.preload_dlls()
         super()._activate()
+        assert self.session is not None  # set by the base class
         if "CUDAExecutionProvider" not in self.session.get_providers():
             raise CpgaitError(f"backend {self.name}: ONNX Runtime could not start CUDA (no GPU or driver?)")
-        self._binding = self.session.io_binding()
-        self._device_inputs: dict[str, object] = {}
-        self._device_outputs: dict[str, object] = {}
+        self._binding: ort.IOBinding | None = self.session.io_binding()
+        self._device_inputs: dict[str, ort.OrtValue] = {}
+        self._device_outputs: dict[str, ort.OrtValue] = {}
 
     def _infer(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         import onnxruntime as ort
 
+        assert self.session is not None and self._binding is not None  # set by _activate
         for name, value in feed.items():
             held = self._device_inputs.get(name)
             if held is not None and tuple(held.shape()) == value.shape:
