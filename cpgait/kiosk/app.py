@@ -26,6 +26,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cpgait import __version__
 from cpgait.errors import CpgaitError
@@ -126,11 +127,11 @@ class Kiosk:
 class AccessMiddleware:
     """Every path but /login, /static and /health needs a login session (module docstring of `access`)."""
 
-    def __init__(self, app: object, access: Access) -> None:
+    def __init__(self, app: ASGIApp, access: Access) -> None:
         self.app = app
         self.access = access
 
-    async def __call__(self, scope: dict, receive: object, send: object) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -157,7 +158,7 @@ class AccessMiddleware:
             return
         secure = scope.get("scheme") == "https"
 
-        async def send_with_cookie(message: dict) -> None:
+        async def send_with_cookie(message: Message) -> None:
             if message["type"] == "http.response.start":
                 message.setdefault("headers", [])
                 message["headers"] = list(message["headers"]) + [

@@ -33,8 +33,8 @@ def _require_extra() -> None:
         import fpdf  # noqa: F401
         import jinja2  # noqa: F401
         import matplotlib  # noqa: F401
-        import multipart  # noqa: F401
         import platformdirs  # noqa: F401
+        import python_multipart  # noqa: F401
         import starlette  # noqa: F401
         import uvicorn  # noqa: F401
     except ImportError as exc:

@@ -3,6 +3,7 @@ children's ranges, quality, the timeline plot, the model that ran, and the resea
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib
@@ -38,7 +39,7 @@ def session_pdf(result: SessionResult) -> bytes:
         pdf.cell(width, 8, text, new_x="LMARGIN", new_y="NEXT")
         pdf.set_font("DejaVu", "", 9)
 
-    def table(rows: list[tuple[str, ...]], widths: tuple[float, ...]) -> None:
+    def table(rows: Sequence[Sequence[str]], widths: tuple[float, ...]) -> None:
         with pdf.table(col_widths=widths, text_align="LEFT", line_height=5) as t:
             for row in rows:
                 r = t.row()

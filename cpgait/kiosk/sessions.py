@@ -238,7 +238,7 @@ class SessionRunner:
             self._frames_kp.append((sf.frame.timestamp, sf.keypoints.copy()))
         w = report.window
         if w is not None:
-            kp = None
+            kp: dict[str, np.ndarray] | None = None
             if self.keep_keypoints and self._frames_kp:
                 kp = {
                     "time_s": np.array([t for t, _ in self._frames_kp], dtype=np.float64),

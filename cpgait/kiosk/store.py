@@ -92,6 +92,12 @@ MIGRATIONS: tuple[str, ...] = (
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
+def _row_id(cur: sqlite3.Cursor) -> int:
+    if cur.lastrowid is None:
+        raise RuntimeError("SQLite returned no row id for an insert")
+    return int(cur.lastrowid)
+
+
 def now_iso() -> str:
     """The current UTC time, ISO 8601 to the second (what every timestamp in the database is)."""
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
@@ -324,7 +330,7 @@ class Store:
                     new.backend,
                 ),
             )
-            return int(cur.lastrowid)
+            return _row_id(cur)
 
     def add_window(
         self,
@@ -343,8 +349,10 @@ class Store:
         subject's keypoints since the previous window: arrays time_s `[n]` and keypoints `[n, V, 3]`."""
         blob = None
         if keypoints is not None:
+            if set(keypoints) != {"time_s", "keypoints"}:
+                raise ValueError(f"window keypoints have arrays {sorted(keypoints)}; expected time_s and keypoints")
             buf = io.BytesIO()
-            np.savez(buf, **keypoints)
+            np.savez(buf, time_s=keypoints["time_s"], keypoints=keypoints["keypoints"])
             blob = buf.getvalue()
         with self._tx() as db:
             cur = db.execute(
@@ -362,7 +370,7 @@ class Store:
                     blob,
                 ),
             )
-            return int(cur.lastrowid)
+            return _row_id(cur)
 
     def update_quality(self, session_id: int, quality: dict) -> None:
         """The running session's quality counts so far (frames tracked, occluded, direction changes)."""

@@ -16,9 +16,7 @@ from cpgait.runtime.live.capture import jetson_csi_pipeline
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "jetson"
 UNITS = ("cpgait-kiosk.service", "cpgait-kiosk-browser.service")
 # What only the Jetson has: docker's unit and binary, Ubuntu's chromium-browser.
-ABSENT_HERE = re.compile(
-    r"Unit docker\.service not found|Command /usr/bin/(docker|chromium-browser) is not executable"
-)
+ABSENT_HERE = re.compile(r"Unit docker\.service not found|Command /usr/bin/(docker|chromium-browser) is not executable")
 
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed")
