@@ -14,7 +14,7 @@ import json
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from http.cookies import SimpleCookie
 from pathlib import Path
 from urllib.parse import quote, urlsplit
@@ -53,7 +53,6 @@ class KioskConfig:
     target_windows: int = 3
     paced: bool = True  # a video file used as the camera is replayed at its frame rate, as a camera would deliver
     keep_keypoints: bool = False
-    engine_folders: tuple[Path, ...] = field(default_factory=tuple)
 
     def __post_init__(self) -> None:
         if not self.cameras:
@@ -428,7 +427,7 @@ def create_app(config: KioskConfig, store: Store, access: Access, prepare: bool 
     async def admin(request: Request) -> Response:
         from cpgait.doctor import doctor
 
-        folders = list(config.engine_folders) or [d.model.parent / "engines"]
+        folders = sorted({Path(p).parent / "engines" for p in (d.model, *kiosk.preparation.pose_models)})
         checks = await run_in_threadpool(doctor, list(config.cameras), folders, config.data_dir)
         return page(
             request,

@@ -95,7 +95,8 @@ def serve(
     if store.recovered:
         typer.echo(f"{store.recovered} session(s) interrupted by an earlier stop are marked interrupted")
     typer.echo(f"cpgait kiosk: http://{host}:{port}/  (data: {store.path})", err=True)
-    uvicorn.run(web, host=host, port=port, log_level="warning", access_log=False)
+    # On SIGTERM, open live streams get 5 s; then the running session is stopped and saved as "stopped".
+    uvicorn.run(web, host=host, port=port, log_level="warning", access_log=False, timeout_graceful_shutdown=5)
 
 
 @app.command("backup")

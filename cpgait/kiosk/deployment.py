@@ -87,6 +87,7 @@ class Preparation:
 
         self._pose = load_pose_model(self.deployment.pose, self.deployment.backend)
         self._runners = [(f"pose: {Path(r.model).name}", r) for r in self._pose.runners()]
+        self.pose_models = [Path(r.model) for _, r in self._runners]
         self.steps = [Step(name) for name, _ in self._runners] + [Step(f"classifier: {self.deployment.model.name}")]
 
     def start(self) -> Preparation:

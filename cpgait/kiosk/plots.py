@@ -4,8 +4,9 @@ timeline and a patient's trends across sessions; SVG for the pages, PNG for the 
 from __future__ import annotations
 
 import io
-from datetime import datetime
+from datetime import datetime, timedelta
 
+import matplotlib.dates as mdates
 from matplotlib.figure import Figure
 
 from cpgait.kiosk.results import TREND_FEATURES, SessionResult
@@ -52,6 +53,12 @@ def trends(results: list[SessionResult], fmt: str = "svg") -> bytes:
         ax.grid(alpha=0.3)
         if not points:
             ax.text(0.5, 0.5, "no measurement", ha="center", va="center", transform=ax.transAxes, fontsize=8)
+    if dates:  # at least two weeks wide, so that one session or one day's sessions sit in a readable axis
+        middle = min(dates) + (max(dates) - min(dates)) / 2
+        half = max((max(dates) - min(dates)) / 2 + timedelta(days=1), timedelta(days=7))
+        axes[-1].set_xlim(middle - half, middle + half)
+    locator = mdates.AutoDateLocator()
+    axes[-1].xaxis.set_major_locator(locator)
+    axes[-1].xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
     axes[-1].set_xlabel("session date (UTC)")
-    fig.autofmt_xdate()
     return _render(fig, fmt)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 
 import cv2
@@ -32,6 +33,7 @@ LIVE_NUMBERS = ("cadence", "speed", "step_length", "knee_rom_left", "knee_rom_ri
 DIRECTION_S = 0.5  # the walking direction is judged from the hip's displacement over this long
 DIRECTION_MIN = 0.03  # image widths per second: slower is standing, not walking either way
 QUALITY_EVERY_S = 2.0  # how often the running session's quality counts are written
+KEYPOINT_FRAMES = 1800  # with --keep-keypoints: at most this many frames (a minute at 30 fps) per stored window
 
 
 class Quality:
@@ -154,9 +156,13 @@ class LiveView:
             self._cond.notify_all()
 
     def end(self, outcome: str, error: str | None = None) -> None:
+        """The session is over: the pages move on to the result; the last picture is let go."""
         with self._cond:
             self._state.ended, self._state.outcome, self._state.error = True, outcome, error
+            self._picture = None
             self._cond.notify_all()
+        with self._encode_lock:
+            self._jpeg = None
 
     def state(self) -> LiveState:
         with self._cond:
@@ -174,7 +180,7 @@ class LiveView:
         with self._cond:
             if not self._cond.wait_for(lambda: self._seq > after or self._state.ended, timeout):
                 return after, None
-            if self._seq <= after:
+            if self._seq <= after or self._picture is None:
                 return after, None
             seq, picture = self._seq, self._picture
         with self._encode_lock:  # one encoding per picture, however many pages watch
@@ -211,7 +217,8 @@ class SessionRunner:
         self.view = LiveView(target_windows)
         self.quality = Quality()
         self.windows = 0
-        self._frames_kp: list[tuple[float, np.ndarray]] = []  # the subject's keypoints since the last window
+        # the walker's keypoints since the last window (bounded: a long stretch without a window keeps its end)
+        self._frames_kp: deque[tuple[float, np.ndarray]] = deque(maxlen=KEYPOINT_FRAMES)
         self._last_quality = time.perf_counter()
         self._thread = threading.Thread(target=self._run, name=f"cpgait-kiosk-session-{session_id}", daemon=True)
 
@@ -244,7 +251,7 @@ class SessionRunner:
                     "time_s": np.array([t for t, _ in self._frames_kp], dtype=np.float64),
                     "keypoints": np.stack([k for _, k in self._frames_kp]).astype(np.float32),
                 }
-                self._frames_kp = []
+                self._frames_kp.clear()
             self.store.add_window(
                 self.session_id,
                 time_s=w.time_s,

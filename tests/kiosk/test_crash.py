@@ -1,5 +1,5 @@
 """SIGKILL in the middle of a session: the database opens, the session is marked interrupted and every window
-written before the kill is kept."""
+written before the kill is kept (with its keypoints, asked for here)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from cpgait.kiosk.store import DB_NAME, INTERRUPTED, RUNNING, Store
 
 @pytest.mark.skipif(not DEMO_CLIP.is_file(), reason="the demo clip is missing (make .cache/demo.mp4)")
 def test_sigkill_mid_session_keeps_the_windows(tmp_path: Path) -> None:
-    kiosk = KioskProcess(tmp_path, DEMO_CLIP)
+    kiosk = KioskProcess(tmp_path, DEMO_CLIP, "--keep-keypoints")
     try:
         kiosk.wait_ready()
         sid = kiosk.start_session("P-KILL", str(DEMO_CLIP))
@@ -42,5 +42,6 @@ def test_sigkill_mid_session_keeps_the_windows(tmp_path: Path) -> None:
     windows = store.windows(sid)
     assert len(windows) >= seen
     assert all(sum(w.probabilities.values()) == pytest.approx(1, abs=1e-3) for w in windows)
-    assert session.quality is not None
+    first = store.windows(sid, with_keypoints=True)[0].keypoints  # --keep-keypoints: the walker's, per frame
+    assert first["keypoints"].shape[1:] == (33, 3) and len(first["time_s"]) == len(first["keypoints"]) > 10
     store.close()
