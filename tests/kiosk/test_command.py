@@ -61,3 +61,15 @@ def test_runtime_and_help_work_without_the_kiosk_extra(tmp_path: Path) -> None:
     args = ["kiosk", "--camera", "0", "--data-dir", str(tmp_path)]
     r = subprocess.run([sys.executable, "-c", run, *args], capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "error: the kiosk needs the `kiosk` extra" in r.stderr
+
+
+def test_doctor_reports_each_check_and_fails_on_a_missing_camera(tmp_path: Path) -> None:
+    clip = tmp_path / "walk.mp4"
+    clip.write_bytes(b"")
+    ok = runner.invoke(app, ["doctor", "--camera", str(clip), "--data-dir", str(tmp_path)])
+    assert ok.exit_code == 0, ok.output
+    names = ("video devices", f"camera {clip}: video file", "ONNX Runtime", "backend ort-cpu", "free disk", "clock")
+    for name in names:
+        assert name in ok.output, name
+    missing = runner.invoke(app, ["doctor", "--camera", str(tmp_path / "gone.mp4"), "--data-dir", str(tmp_path)])
+    assert missing.exit_code == 1 and "fail  camera" in missing.output and "no such file" in missing.output
