@@ -80,6 +80,12 @@ class ModelContract:
         gait = ("gait_series", "gait_scalars") if self.streams in ("fused", "gait") else ()
         return skeleton + gait
 
+    @property
+    def default_stride(self) -> int:
+        """Frames between window starts unless a user asks otherwise: a quarter window (training, calibration and
+        the kiosk alike)."""
+        return max(1, self.window // 4)
+
     def input_specs(self) -> list[TensorSpec]:
         """The float32 inputs a model with this contract takes, batch dimension dynamic (skeleton is COCO-17)."""
         shapes = {

@@ -32,9 +32,9 @@ import numpy as np
 from cpgait.errors import CpgaitError
 from cpgait.runtime.core.contract import ModelContract
 from cpgait.runtime.core.layouts import get_layout, to_coco17
+from cpgait.runtime.gait.resample import Resampler
 from cpgait.runtime.live.capture import CaptureStats, VideoSource
 from cpgait.runtime.live.gait_session import GaitSession, SessionEstimate, WindowResult
-from cpgait.runtime.live.smoothing import Resampler
 from cpgait.runtime.live.subject import OCCLUDED, TRACKING, SubjectFrame, SubjectPose
 
 if TYPE_CHECKING:
