@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from cpgait.bench.backends import (
-    Backend,
     ModelFiles,
+    Target,
     make_backend_runner,
     synchronizer,
     unavailable,
@@ -28,7 +28,8 @@ from cpgait.bench.memory import PeakMemory
 from cpgait.bench.results import SCHEMA_VERSION, BackendResult
 from cpgait.bench.timing import Budget, LatencyStats, fix_threads, measure, percentiles_ms
 from cpgait.errors import CpgaitError
-from cpgait.runtime.backends.runners import Runner, TensorSpec
+from cpgait.runtime.backends.runner import Runner
+from cpgait.runtime.core.tensors import TensorSpec
 
 if TYPE_CHECKING:
     from cpgait.runtime.data.windows import WindowSet
@@ -70,7 +71,7 @@ def make_feed(
     return feed
 
 
-def _cuda_peak(backend: Backend) -> tuple[Callable[[], None], Callable[[], float]] | None:
+def _cuda_peak(backend: Target) -> tuple[Callable[[], None], Callable[[], float]] | None:
     """Reset / read torch's CUDA max-allocated counter for the PyTorch CUDA backend (other backends: None)."""
     if backend.runtime != "torch-cuda":
         return None
@@ -80,7 +81,7 @@ def _cuda_peak(backend: Backend) -> tuple[Callable[[], None], Callable[[], float
 
 
 def _skipped(
-    backend: Backend, batch: int, reason: str, status: str = "skipped", threads: int | None = None
+    backend: Target, batch: int, reason: str, status: str = "skipped", threads: int | None = None
 ) -> BackendResult:
     return BackendResult(
         backend.name, backend.device, batch, status, threads=threads, reason=reason, baseline=backend.baseline
@@ -91,7 +92,7 @@ def _skipped(
 class Loaded:
     """An active runner, its thread count (None for GPU backends) and the RSS its loading added."""
 
-    backend: Backend
+    backend: Target
     threads: int | None
     runner: Runner
     load_mb: float
@@ -102,7 +103,7 @@ Key = tuple[str, "int | None", int]  # backend, threads, batch
 
 def run_model_bench(
     files: ModelFiles,
-    backends: Sequence[Backend],
+    backends: Sequence[Target],
     batches: Sequence[int],
     budget: Budget,
     threads: Sequence[int],
@@ -159,7 +160,7 @@ def run_model_bench(
 
 
 def _load(
-    backends: Sequence[Backend],
+    backends: Sequence[Target],
     files: ModelFiles,
     threads: Sequence[int],
     batches: Sequence[int],

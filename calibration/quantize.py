@@ -189,7 +189,7 @@ def calibrate(
 
     from cpgait.calibration.gate import Thresholds, compare, logits
     from cpgait.errors import require_writable
-    from cpgait.runtime.backends.runners import OnnxRuntimeRunner
+    from cpgait.runtime.backends.ort_runner import OnnxRuntimeRunner
     from cpgait.runtime.core.contract import ModelContract
     from cpgait.runtime.data.windows import load_windows
 

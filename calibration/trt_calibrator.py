@@ -21,8 +21,8 @@ def make_entropy_calibrator(windows: WindowSet | None, cache: str | Path, batch:
     The class is defined here, not at module level, because its base class comes from tensorrt, which is imported
     only when a TensorRT 10 build asks for implicit INT8.
     """
+    from cpgait.runtime.backends.cuda import DeviceBuffer, cuda_check, cuda_runtime
     from cpgait.runtime.backends.trt_engine import import_tensorrt
-    from cpgait.runtime.backends.trt_runner import DeviceBuffer, cuda_check, cuda_runtime
 
     trt = import_tensorrt()
     if not hasattr(trt, "IInt8EntropyCalibrator2"):

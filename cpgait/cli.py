@@ -12,6 +12,10 @@ import typer
 
 from cpgait import __version__
 from cpgait.errors import CpgaitError
+from cpgait.runtime.backends.registry import RUNTIME_BACKENDS
+
+# The backends the kiosk verbs take, from the one registry (listing them imports neither torch nor tensorrt).
+_RUNTIME_BACKENDS = ", ".join(RUNTIME_BACKENDS.names())
 
 app = typer.Typer(
     name="cpgait",
@@ -136,7 +140,7 @@ def run_command(
     ),
     model: str = typer.Option(..., "--model", help="The classifier: an ONNX file carrying its model contract."),
     pose: str = typer.Option("blazepose", "--pose", help="Pose model: blazepose (33 points with feet) or movenet."),
-    backend: str = typer.Option("ort-cpu", "--backend", help="Classifier backend: ort-cpu, ort-cuda, trt, ..."),
+    backend: str = typer.Option("ort-cpu", "--backend", help=f"Classifier backend: {_RUNTIME_BACKENDS}."),
     pose_backend: str = typer.Option(None, "--pose-backend", help="Pose model backend (default: --backend)."),
     show: bool = typer.Option(False, "--show/--headless", help="Show the overlay in a window (q quits)."),
     out: str = typer.Option(None, "--out", help="Write the overlay video here (.mp4)."),
@@ -153,10 +157,22 @@ def run_command(
     ),
 ) -> None:
     """Camera or video -> pose -> walking subject -> gait features -> severity estimate, live."""
-    from cpgait.runtime.live.pipeline import RunOptions, format_summary, run_live
+    from cpgait.runtime.app.run import RunOptions, format_summary, run_live
 
     options = RunOptions(
-        source, model, pose, backend, pose_backend, show, out, events, overwrite, paced, stride, max_frames, record
+        source=source,
+        model=model,
+        pose=pose,
+        backend=backend,
+        pose_backend=pose_backend,
+        show=show,
+        out=out,
+        events=events,
+        overwrite=overwrite,
+        paced=paced,
+        stride=stride,
+        max_frames=max_frames,
+        record=record,
     )
     summary, contract = run_live(options)
     typer.echo(format_summary(summary, contract, source))
@@ -170,13 +186,13 @@ def pose_command(
     video: str = typer.Argument(..., help="A recording of one child walking (side view)."),
     out: str = typer.Option(..., "-o", "--out", help="The sequence file to write (.npz)."),
     pose: str = typer.Option("blazepose", "--pose", help="Pose model: blazepose (33 points with feet) or movenet."),
-    backend: str = typer.Option("ort-cpu", "--backend", help="Pose model backend: ort-cpu, ort-cuda, trt, ..."),
+    backend: str = typer.Option("ort-cpu", "--backend", help=f"Pose model backend: {_RUNTIME_BACKENDS}."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUT if it exists."),
 ) -> None:
     """Video -> the walking subject's keypoint sequence (same pose and tracking stages as `cpgait run`)."""
     from cpgait.errors import refuse_overwrite
-    from cpgait.runtime.live.pipeline import record_sequence
-    from cpgait.runtime.pose.interface import load_pose_model
+    from cpgait.runtime.app.record import record_sequence
+    from cpgait.runtime.pose.catalog import load_pose_model
 
     refuse_overwrite(out, overwrite)
     sequence, summary = record_sequence(video, load_pose_model(pose, backend))
@@ -267,18 +283,30 @@ def verify(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace the JSON report if it exists."),
 ) -> None:
     """Accuracy gate: same decisions? Agreement, accuracy, macro-F1, per-class F1, |delta logits|; Q/DQ rule check."""
+    from pathlib import Path
+
     from rich.console import Console
 
     from cpgait.calibration.gate import Thresholds, render, write_json
     from cpgait.calibration.gate import verify as run_gate
+    from cpgait.export.backends import BACKENDS
+    from cpgait.runtime.backends.runner import Runner
     from cpgait.runtime.data.windows import load_windows
 
     if json_out:
         from cpgait.errors import require_writable
 
         require_writable(json_out, overwrite)
+
+    def runner_of(path: Path) -> Runner:
+        return BACKENDS.make_runner(path, BACKENDS.default_for(path))
+
     report = run_gate(
-        a, b, lambda contract: load_windows(data, contract, count=windows), Thresholds(min_agreement, max_f1_drop)
+        a,
+        b,
+        runner_of,
+        lambda contract: load_windows(data, contract, count=windows),
+        Thresholds(min_agreement, max_f1_drop),
     )
     Console().print(render(report))
     if json_out:
@@ -306,22 +334,20 @@ def build(
     from cpgait.runtime.backends.trt_engine import Profile, build_engine
 
     profile = Profile.parse(batch)
-    windows = None
-    if data:
+    calibrator = None
+    if calib_cache:
+        from cpgait.calibration.trt_calibrator import make_entropy_calibrator
         from cpgait.runtime.core.contract import ModelContract
         from cpgait.runtime.data.windows import load_windows
 
-        windows = load_windows(data, ModelContract.from_onnx(model), count=500)
+        windows = load_windows(data, ModelContract.from_onnx(model), count=500) if data else None
+
+        def calibrator(batch_size: int) -> object:
+            return make_entropy_calibrator(windows, calib_cache, batch=batch_size)
+
     folder = out or str(Path(model).parent / "engines")
     path = build_engine(
-        model,
-        precision,
-        profile,
-        folder,
-        workspace_mb=workspace,
-        calib_cache=calib_cache,
-        calibration_windows=windows,
-        overwrite=overwrite,
+        model, precision, profile, folder, workspace_mb=workspace, calibrator=calibrator, overwrite=overwrite
     )
     typer.echo(f"{path} (side-car {Path(path).with_suffix('.json').name})")
 

@@ -16,10 +16,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from cpgait.errors import CpgaitError
+from cpgait.runtime.backends.cuda import cuda_check, cuda_runtime
+from cpgait.runtime.backends.model_file import model_kind
+from cpgait.runtime.core.contract import ModelContract
 
 ENGINE_FORMAT = "cpgait.engine/1"
 PRECISIONS = ("fp32", "fp16", "int8")
@@ -160,18 +164,6 @@ def build_plan(precision: str, tensorrt_major: int, model_kind: str) -> BuildPla
     return BuildPlan(strongly_typed=False, builder_flags=(), needs_calibrator=False)
 
 
-def model_kind(model_path: str | Path) -> str:
-    """'qdq' when the ONNX holds QuantizeLinear nodes, 'fp16' when it holds float16 weights, else 'fp32'."""
-    import onnx
-
-    model = onnx.load(str(model_path), load_external_data=False)
-    if any(n.op_type == "QuantizeLinear" for n in model.graph.node):
-        return "qdq"
-    if any(i.data_type == onnx.TensorProto.FLOAT16 for i in model.graph.initializer):
-        return "fp16"
-    return "fp32"
-
-
 def tensorrt_major(trt: object) -> int:
     """Major version of an imported tensorrt module (or any object with `__version__`)."""
     version = str(getattr(trt, "__version__", ""))
@@ -191,17 +183,6 @@ def import_tensorrt():
             "on a workstation install the `tensorrt` extra). The ONNX and INT8 ONNX models run on ONNX Runtime."
         ) from None
     return tensorrt
-
-
-def _contract_json(model_path: Path) -> str:
-    """The model's contract as JSON (validated), or "null" when its metadata holds none."""
-    import onnx
-
-    from cpgait.runtime.core.contract import METADATA_KEY, ModelContract
-
-    model = onnx.load(str(model_path), load_external_data=False)
-    text = next((p.value for p in model.metadata_props if p.key == METADATA_KEY), None)
-    return "null" if text is None else ModelContract.from_json(text, str(model_path)).to_json()
 
 
 def write_sidecar(path: Path, key: EngineKey, contract_json: str) -> None:
@@ -241,8 +222,6 @@ def check_engine_device(engine_path: str | Path, key: EngineKey, here: DeviceInf
 
 def current_device() -> DeviceInfo:
     """TensorRT version, name and compute capability of CUDA device 0 (needs tensorrt and cuda-python)."""
-    from cpgait.runtime.backends.trt_runner import cuda_check, cuda_runtime
-
     trt = import_tensorrt()
     cudart = cuda_runtime()
     try:
@@ -259,8 +238,7 @@ def build_engine(
     profile: Profile,
     out_dir: str | Path,
     workspace_mb: int = 1024,
-    calib_cache: str | Path | None = None,
-    calibration_windows: object = None,
+    calibrator: Callable[[int], object] | None = None,
     overwrite: bool = False,
     require_contract: bool = True,
 ) -> Path:
@@ -271,17 +249,16 @@ def build_engine(
     size only; the others get `profile`.
 
     A timing cache (`out_dir/timing.cache`) is read before and written after every build, so rebuilding other
-    precisions or profiles on the same device is faster. `calibration_windows` (a WindowSet) feeds the TensorRT 10
-    implicit-INT8 calibrator when `calib_cache` does not exist yet.
+    precisions or profiles on the same device is faster. `calibrator(batch)` makes the TensorRT 10 implicit-INT8
+    calibrator (the caller builds it, e.g. `cpgait.calibration.trt_calibrator.make_entropy_calibrator`).
     """
-    from cpgait.runtime.core.contract import ModelContract
-
     model_path = Path(model_path)
     if not model_path.is_file():
         raise CpgaitError(f"{model_path}: no such ONNX model file")
     if workspace_mb < 1:
         raise CpgaitError(f"--workspace {workspace_mb} MB; expected at least 1")
-    contract_json = ModelContract.from_onnx(model_path).to_json() if require_contract else _contract_json(model_path)
+    contract = ModelContract.from_onnx(model_path) if require_contract else ModelContract.read_onnx(model_path)
+    contract_json = "null" if contract is None else contract.to_json()
     trt = import_tensorrt()
     plan = build_plan(precision, tensorrt_major(trt), model_kind(model_path))
     key = engine_key(file_sha256(model_path), precision, profile, current_device())
@@ -319,14 +296,12 @@ def build_engine(
             opt_profile.set_shape(tensor.name, (profile.min, *rest), (profile.opt, *rest), (profile.max, *rest))
     config.add_optimization_profile(opt_profile)
     if plan.needs_calibrator:
-        from cpgait.calibration.trt_calibrator import make_entropy_calibrator
-
-        if calib_cache is None:
+        if calibrator is None:
             raise CpgaitError(
                 "implicit INT8 on TensorRT 10 needs --calib-cache FILE (read if it exists, "
                 "written from --data windows otherwise)"
             )
-        config.int8_calibrator = make_entropy_calibrator(calibration_windows, calib_cache, batch=profile.opt)
+        config.int8_calibrator = calibrator(profile.opt)
         config.set_calibration_profile(opt_profile)
     timing_path = out / "timing.cache"
     timing = config.create_timing_cache(timing_path.read_bytes() if timing_path.is_file() else b"")

@@ -15,53 +15,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from cpgait.errors import CpgaitError
-from cpgait.runtime.backends.runners import Runner, TensorSpec
+from cpgait.runtime.backends.cuda import DeviceBuffer, cuda_check, cuda_runtime
+from cpgait.runtime.backends.runner import Runner
+from cpgait.runtime.core.contract import ModelContract
+from cpgait.runtime.core.tensors import TensorSpec
 
 if TYPE_CHECKING:
     from cpgait.runtime.backends.trt_engine import Profile
-
-
-def cuda_runtime():
-    """The cuda-python runtime module (new `cuda.bindings` layout first, the older `cuda.cudart` second)."""
-    try:
-        from cuda.bindings import runtime as cudart
-    except ImportError:
-        try:
-            from cuda import cudart
-        except ImportError:
-            raise CpgaitError(
-                "the TensorRT runner needs cuda-python (`pip install cuda-python`, or the `tensorrt` extra)"
-            ) from None
-    return cudart
-
-
-def cuda_check(result):
-    """Unpack a cuda-python `(error, *values)` tuple, raising on any CUDA error (a device fault, not user error)."""
-    err, *values = result if isinstance(result, tuple) else (result,)
-    if int(err) != 0:
-        raise RuntimeError(f"CUDA error {err}")
-    return values[0] if len(values) == 1 else (tuple(values) or None)
-
-
-class DeviceBuffer:
-    """One device allocation that grows when a larger tensor arrives."""
-
-    def __init__(self, cudart) -> None:
-        self.cudart = cudart
-        self.ptr = 0
-        self.nbytes = 0
-
-    def reserve(self, nbytes: int) -> int:
-        if nbytes > self.nbytes:
-            self.free()
-            self.ptr = int(cuda_check(self.cudart.cudaMalloc(nbytes)))
-            self.nbytes = nbytes
-        return self.ptr
-
-    def free(self) -> None:
-        if self.ptr:
-            cuda_check(self.cudart.cudaFree(self.ptr))
-        self.ptr, self.nbytes = 0, 0
 
 
 class TensorRTRunner(Runner):
@@ -86,20 +46,19 @@ class TensorRTRunner(Runner):
         self.profile = profile
         self.cache_dir = cache_dir
         self.engine_path: Path | None = None
-        self.contract: dict | None = None
 
     def _activate(self) -> None:
+        from cpgait.runtime.backends.model_file import precision_of
         from cpgait.runtime.backends.trt_engine import (
             Profile,
             build_engine,
             import_tensorrt,
             load_engine,
-            model_kind,
             read_sidecar,
         )
 
         if self.model.suffix == ".onnx":  # the file decides the precision unless one is asked for
-            precision = self.precision or {"qdq": "int8", "fp16": "fp16", "fp32": "fp32"}[model_kind(self.model)]
+            precision = self.precision or precision_of(self.model)
             self.engine_path = build_engine(
                 self.model,
                 precision,
@@ -112,7 +71,8 @@ class TensorRTRunner(Runner):
             built = read_sidecar(self.model)[0].precision if self.model.is_file() else None
             if self.precision and built and built != self.precision:
                 raise CpgaitError(f"{self.model}: a {built} engine, not {self.precision}")
-        data, self.contract = load_engine(self.engine_path)
+        data, contract = load_engine(self.engine_path)
+        self.contract = None if contract is None else ModelContract.from_dict(contract, str(self.engine_path))
         trt = import_tensorrt()
         self._cudart = cuda_runtime()
         self._logger = trt.Logger(trt.Logger.WARNING)
@@ -125,7 +85,7 @@ class TensorRTRunner(Runner):
             )
         self._context = self._engine.create_execution_context()
         self._stream = cuda_check(self._cudart.cudaStreamCreate())
-        self._specs, self._outputs = [], []
+        self._specs, self._outputs, self._output_dtypes = [], [], {}
         for i in range(self._engine.num_io_tensors):
             name = self._engine.get_tensor_name(i)
             dtype = np.dtype(trt.nptype(self._engine.get_tensor_dtype(name)))
@@ -133,14 +93,9 @@ class TensorRTRunner(Runner):
                 shape = tuple(None if d < 0 else int(d) for d in self._engine.get_tensor_shape(name))
                 self._specs.append(TensorSpec(name, dtype, shape))
             else:
-                self._outputs.append((name, dtype))
-        self._buffers = {
-            name: DeviceBuffer(self._cudart) for name in [s.name for s in self._specs] + [n for n, _ in self._outputs]
-        }
-
-    def input_specs(self) -> list[TensorSpec]:
-        self.activate()
-        return self._specs
+                self._outputs.append(name)
+                self._output_dtypes[name] = dtype
+        self._buffers = {name: DeviceBuffer(self._cudart) for name in [s.name for s in self._specs] + self._outputs}
 
     def _infer(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         cudart, ctx, stream = self._cudart, self._context, self._stream
@@ -156,8 +111,8 @@ class TensorRTRunner(Runner):
             cuda_check(cudart.cudaMemcpyAsync(ptr, host.ctypes.data, host.nbytes, h2d, stream))
             ctx.set_tensor_address(spec.name, ptr)
         results = {}
-        for name, dtype in self._outputs:
-            out = np.empty(tuple(ctx.get_tensor_shape(name)), dtype=dtype)
+        for name in self._outputs:
+            out = np.empty(tuple(ctx.get_tensor_shape(name)), dtype=self._output_dtypes[name])
             ctx.set_tensor_address(name, self._buffers[name].reserve(out.nbytes))
             results[name] = out
         if not ctx.execute_async_v3(int(stream)):

@@ -27,14 +27,22 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from cpgait.runtime.backends.runners import OnnxRuntimeRunner
-from cpgait.runtime.pose.interface import PoseResult, Roi, RunnerFactory, asset, check_image, keypoint_box
+from cpgait.runtime.backends.ort_runner import OnnxRuntimeRunner
+from cpgait.runtime.backends.runner import Runner
+from cpgait.runtime.pose.interface import (
+    STAGES,
+    PoseResult,
+    Roi,
+    RunnerFactory,
+    asset,
+    check_image,
+    keypoint_box,
+)
 
 DETECTOR_SIZE = 224
 LANDMARK_SIZE = 256
 NUM_LANDMARKS = 39  # 33 pose landmarks, then the 2 auxiliary ones that place the next region, then 4 unused
 ANCHOR_STRIDES = (8, 16, 32, 32, 32)  # SsdAnchorsCalculator options of pose_detection_cpu.pbtxt
-STAGES = ("preprocess", "detector", "landmarks", "postprocess")  # keys of last_timings_ms
 ROI_SCALE = 1.25  # RectTransformationCalculator scale of pose_detection_to_roi / pose_landmarks_to_roi
 HEATMAP_KERNEL = 7
 HEATMAP_MIN_CONFIDENCE = 0.5
@@ -195,6 +203,9 @@ class BlazePose:
         self.last_timings_ms: dict[str, float] = {}
         self.last_used_detector = False
         self._roi: Roi | None = None
+
+    def runners(self) -> list[Runner]:
+        return [self.detector, self.landmarks]
 
     def reset(self) -> None:
         """Forget the tracked person: the next call runs the detector."""

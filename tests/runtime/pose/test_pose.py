@@ -14,10 +14,11 @@ import numpy as np
 import pytest
 
 from cpgait.errors import CpgaitError
-from cpgait.runtime.backends.runners import OnnxRuntimeRunner
+from cpgait.runtime.backends.ort_runner import OnnxRuntimeRunner
 from cpgait.runtime.core.layouts import to_coco17
 from cpgait.runtime.pose.blazepose import BlazePose, ssd_anchors
-from cpgait.runtime.pose.interface import PoseResult, Roi, load_pose_model
+from cpgait.runtime.pose.catalog import load_pose_model
+from cpgait.runtime.pose.interface import PoseResult, Roi
 from cpgait.runtime.pose.movenet import MoveNet
 
 DATA = Path(__file__).resolve().parents[2] / "data"

@@ -1,109 +1,20 @@
-"""One small inference interface for every backend (modelled on Polygraphy's runners).
-
-A runner is built cheaply, does its expensive set-up in `activate()`, runs `infer(feed) -> outputs` with numpy
-arrays keyed by tensor name, and frees its resources in `deactivate()`; it is also a context manager. Inputs are
-checked where they enter, so a wrong name, dtype or shape fails with a message that says what was expected.
-"""
+"""ONNX Runtime runners: the CPU (the embedded default) and CUDA with IO binding and optional CUDA graphs."""
 
 from __future__ import annotations
 
-import abc
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from cpgait.errors import CpgaitError
+from cpgait.runtime.backends.runner import Runner
+from cpgait.runtime.core.contract import METADATA_KEY, ModelContract
+from cpgait.runtime.core.tensors import TensorSpec
 
 if TYPE_CHECKING:
-    from cpgait.runtime.core.contract import ModelContract
-
-
-@dataclass(frozen=True)
-class TensorSpec:
-    """Name, dtype and shape of one model input; `None` in the shape marks a dynamic dimension."""
-
-    name: str
-    dtype: np.dtype
-    shape: tuple[int | None, ...]
-
-    def check(self, value: np.ndarray) -> None:
-        if not isinstance(value, np.ndarray):
-            raise CpgaitError(f"input {self.name!r}: got {type(value).__name__}; expected a numpy array")
-        if value.dtype != self.dtype:
-            raise CpgaitError(f"input {self.name!r}: dtype {value.dtype}; expected {self.dtype}")
-        if value.ndim != len(self.shape) or any(
-            want is not None and got != want for got, want in zip(value.shape, self.shape)
-        ):
-            want = tuple("N" if d is None else d for d in self.shape)
-            raise CpgaitError(f"input {self.name!r}: shape {tuple(value.shape)}; expected {want}")
-
-
-def contract_input_specs(contract: ModelContract) -> list[TensorSpec]:
-    """The float32 inputs a model with this contract takes, batch dimension dynamic (skeleton is COCO-17)."""
-    window = contract.window
-    shapes = {
-        "skeleton": (None, 3, window, 17),
-        "gait_series": (None, len(contract.series_features), window),
-        "gait_scalars": (None, len(contract.scalar_features)),
-    }
-    return [TensorSpec(name, np.dtype(np.float32), shapes[name]) for name in contract.input_names]
-
-
-def check_feed(feed: Mapping[str, np.ndarray], specs: Sequence[TensorSpec]) -> None:
-    """Check that `feed` holds exactly the inputs in `specs`, each of the right dtype and shape."""
-    want = {s.name for s in specs}
-    if set(feed) != want:
-        raise CpgaitError(f"inputs {sorted(feed)}; expected {sorted(want)}")
-    for spec in specs:
-        spec.check(feed[spec.name])
-
-
-class Runner(abc.ABC):
-    """Base of every backend: lazy activation, checked inputs, context-manager use."""
-
-    name: str = "runner"
-
-    def __init__(self) -> None:
-        self.is_active = False
-
-    def activate(self) -> Runner:
-        if not self.is_active:
-            self._activate()
-            self.is_active = True
-        return self
-
-    def deactivate(self) -> None:
-        if self.is_active:
-            self._deactivate()
-            self.is_active = False
-
-    def __enter__(self) -> Runner:
-        return self.activate()
-
-    def __exit__(self, *exc: object) -> None:
-        self.deactivate()
-
-    def infer(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Run one inference; activates on first use."""
-        self.activate()
-        check_feed(feed, self.input_specs())
-        return self._infer(feed)
-
-    @abc.abstractmethod
-    def input_specs(self) -> list[TensorSpec]:
-        """The inputs this model takes (available once active)."""
-
-    @abc.abstractmethod
-    def _activate(self) -> None: ...
-
-    @abc.abstractmethod
-    def _infer(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]: ...
-
-    def _deactivate(self) -> None:  # noqa: B027 (an optional hook, not abstract)
-        """Free resources; most backends need nothing beyond dropping references."""
+    import onnxruntime as ort
 
 
 _ORT_DTYPES = {
@@ -130,7 +41,7 @@ class OnnxRuntimeRunner(Runner):
         self.model = model
         self.providers = list(providers)
         self.threads = threads
-        self.session = None
+        self.session: ort.InferenceSession | None = None
 
     def _activate(self) -> None:
         import onnxruntime as ort
@@ -156,10 +67,9 @@ class OnnxRuntimeRunner(Runner):
                 raise CpgaitError(f"input {i.name!r} has type {i.type}, which cpgait does not feed")
             self._specs.append(TensorSpec(i.name, dtype, tuple(d if isinstance(d, int) else None for d in i.shape)))
         self._outputs = [o.name for o in self.session.get_outputs()]
-
-    def input_specs(self) -> list[TensorSpec]:
-        self.activate()
-        return self._specs
+        text = self.session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
+        where = "model" if isinstance(self.model, bytes) else str(self.model)
+        self.contract = None if text is None else ModelContract.from_json(text, where)
 
     def _infer(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         return dict(zip(self._outputs, self.session.run(self._outputs, dict(feed))))
@@ -234,41 +144,3 @@ class OrtCudaRunner(OnnxRuntimeRunner):
     def _deactivate(self) -> None:
         self._device_inputs, self._device_outputs, self._binding = {}, {}, None
         super()._deactivate()
-
-
-# Backend name -> (implementation "module:Class", keyword arguments). The implementation is imported only when that
-# backend is asked for, so the kiosk never imports torch or tensorrt for a backend it does not use.
-BACKENDS: dict[str, tuple[str, dict]] = {
-    "ort-cpu": ("cpgait.runtime.backends.runners:OnnxRuntimeRunner", {}),
-    "ort-cuda": ("cpgait.runtime.backends.runners:OrtCudaRunner", {}),
-    "ort-cuda-graph": ("cpgait.runtime.backends.runners:OrtCudaRunner", {"cuda_graph": True}),
-    "trt": ("cpgait.runtime.backends.trt_runner:TensorRTRunner", {}),
-    "torch": ("cpgait.export.torch_runner:TorchRunner", {}),
-    "torch-cuda": ("cpgait.export.torch_runner:TorchRunner", {"device": "cuda"}),
-}
-
-
-def make_runner(model_path: str | Path, backend: str = "ort-cpu", **options: object) -> Runner:
-    """A runner for `model_path` on `backend` (see `BACKENDS`); `options` go to the runner (e.g. threads=2).
-
-    The file decides the precision: model.onnx (FP32), model.fp16.onnx, model.int8.onnx (Q/DQ) for ONNX Runtime;
-    a .plan engine for `trt`; a .pt checkpoint for `torch`.
-    """
-    import importlib
-    import inspect
-
-    if backend not in BACKENDS:
-        raise CpgaitError(f"backend {backend!r}; expected one of {', '.join(BACKENDS)}")
-    target, defaults = BACKENDS[backend]
-    module, cls = target.split(":")
-    try:
-        runner_cls = getattr(importlib.import_module(module), cls)
-    except ImportError as exc:
-        raise CpgaitError(f"backend {backend!r} is not available here ({exc})") from None
-    accepted = list(inspect.signature(runner_cls.__init__).parameters)[2:]  # after self and the model
-    unknown = sorted(set(options) - set(accepted))
-    if unknown:
-        raise CpgaitError(
-            f"backend {backend!r} takes no option(s) {', '.join(unknown)}; it takes: {', '.join(accepted) or 'none'}"
-        )
-    return runner_cls(model_path, **{**defaults, **options})
