@@ -415,6 +415,12 @@ def synth(
     overwrite: bool = typer.Option(False, "--overwrite", help="Write into OUT even if it already holds sequences."),
     fps: float = typer.Option(30.0, "--fps", help="Frames per second."),
     layout: str = typer.Option("coco17_feet", "--layout", help="coco17_feet (COCO-17 + heels, toes) or coco17."),
+    report: bool = typer.Option(
+        False,
+        "--report",
+        help="Instead of walks, compare a population of N synthetic children with real children with CP: print the "
+        "table and write OUT/population.md and OUT/population.png.",
+    ),
 ) -> None:
     """Write SYNTHETIC side-view walks of children (GMFCS I-IV model) with their true gait parameters."""
     from collections import Counter
@@ -422,6 +428,14 @@ def synth(
 
     from cpgait.runtime.core.sequence import GMFCS_LEVELS
     from cpgait.training.synth import write_dataset
+
+    if report:
+        from cpgait.training.population import write_report
+
+        text, written = write_report(Path(out), n, seed, overwrite=overwrite)
+        typer.echo(text)
+        typer.echo(f"wrote {', '.join(str(p) for p in written)} (SYNTHETIC population vs published real figures)")
+        return
 
     paths = write_dataset(Path(out), n, seed, clean=clean, overwrite=overwrite, fps=fps, layout=layout)
     levels = Counter(p.stem.split("_")[1] for p in paths)
