@@ -204,3 +204,27 @@ def test_cli_import_without_a_sub_command_still_imports_one_recording(tmp_path: 
     done = _cli("import", str(path), "-o", str(tmp_path / "walk.npz"))
     assert done.returncode == 0, done.stderr
     assert KeypointSequence.load(tmp_path / "walk.npz").num_frames == 3
+
+
+def test_agreement_on_the_import_matches_the_synthetic_originals(mini: Miniature, tmp_path: Path) -> None:
+    """Import -> `cpgait agreement` against the lab truth gives what the same walks give against their synthetic
+    truth: the keypoints and the lab values survive the data set's layout."""
+    from cpgait.training.agreement import agreement, compare, recording_features
+
+    import_gaitlab(GaitlabFiles.locate(mini.root), tmp_path / "data")
+    report = agreement(tmp_path / "data" / "manifest.csv")
+    assert report["truth"] == "lab" and report["with_truth"] == len(mini.sequences)
+    original = compare([{"truth": mini.truths[v], **recording_features(seq)} for v, seq in mini.sequences.items()])
+    expected = {c["name"]: c for c in original}
+    got = {c["name"]: c for c in report["comparisons"]}
+    assert set(got) == {
+        "cadence",
+        "speed vs m/s",
+        "knee_peak_extension_left",
+        "knee_peak_extension_right",
+        "knee_peak_extension (both sides)",
+    }
+    for name, c in got.items():
+        assert c["n"] == expected[name]["n"] > 0, name
+        assert c["r"] == pytest.approx(expected[name]["r"], abs=1e-9), name
+        assert c["mae"] == pytest.approx(expected[name]["mae"], abs=1e-9), name
