@@ -32,7 +32,7 @@ from cpgait.errors import CpgaitError, refuse_overwrite
 from cpgait.runtime.core.layouts import get_layout, to_coco17
 from cpgait.runtime.core.sequence import KeypointSequence
 from cpgait.runtime.data.dataset import Dataset
-from cpgait.runtime.gait.features import SCALAR_NAMES, compute_features
+from cpgait.runtime.gait.features import SCALAR_NAMES, SPECS, compute_features
 
 WINDOW_S = 124 / 25  # the paper's windows: 124 frames at 25 fps
 STRIDE_S = 31 / 25
@@ -166,6 +166,7 @@ def compare(rows: list[dict]) -> list[dict]:
                 "features": [f for f, _ in pair.items],
                 "truth": [".".join(k) for _, k in pair.items],
                 "unit": pair.unit,
+                "feature_unit": SPECS[pair.items[0][0]].unit,
                 "n": len(x),
                 "r": r,
                 "r_95ci": None if lo is None else [lo, hi],
@@ -174,7 +175,7 @@ def compare(rows: list[dict]) -> list[dict]:
                 "feature_mean": float(x.mean()),
                 "truth_mean": float(y.mean()),
                 "paper_r": PAPER_R.get(pair.name),
-                "values": {"feature": xs, "truth": ys},
+                "values": {"feature": [round(v, 5) for v in xs], "truth": [round(v, 5) for v in ys]},
             }
         )
     return results
@@ -290,7 +291,8 @@ def summary_markdown(report: dict) -> str:
         "",
         f"Truth: **{report['truth']}**"
         + (
-            " — SYNTHETIC data, not patients: these figures check the features, not clinical validity."
+            " — SYNTHETIC data, not patients: these figures check the feature code against a 2-D kinematic model "
+            "it was built around, an upper bound; video against a 3-D gait lab will agree less."
             if report["truth"] != "lab"
             else "."
         ),
@@ -327,7 +329,7 @@ def plot_agreement(report: dict, path: Path) -> None:
             ax.plot([lo, hi], [lo, hi], color="grey", linewidth=0.8)
         ax.set_title(f"{c['name']}: r {_fmt(c['r'])}, n {c['n']}", fontsize=9)
         ax.set_xlabel(f"truth {' / '.join(c['truth'])}", fontsize=8)
-        ax.set_ylabel(f"cpgait ({c['unit'] or 'feature unit'})", fontsize=8)
+        ax.set_ylabel(f"cpgait {c['features'][0].removesuffix('_left')} ({c['feature_unit']})", fontsize=8)
         ax.tick_params(labelsize=7)
     for ax in list(axes.flat)[len(comps) :]:
         ax.axis("off")
