@@ -7,6 +7,7 @@ kiosk that has neither torch nor tensorrt installed.
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import typer
 from typer.core import TyperGroup
@@ -477,7 +478,7 @@ def import_keypoints(
         fmt = "openpose" if source.is_dir() else "csv" if source.suffix.lower() == ".csv" else ""
         if not fmt:
             raise CpgaitError(f"{source}: cannot tell the format; expected a folder (OpenPose JSON) or a .csv file")
-    common = dict(
+    common: dict[str, Any] = dict(
         layout=layout, image_size=_image_size(image_size), label=label, subject_id=subject, recording_id=recording
     )
     if fmt == "openpose":

@@ -157,8 +157,8 @@ def compare(rows: list[dict]) -> list[dict]:
                     ys.append(y)
         if not xs:
             continue
-        x, y = np.asarray(xs), np.asarray(ys)
-        r, lo, hi = pearson_interval(x, y)
+        fx, ty = np.asarray(xs), np.asarray(ys)
+        r, lo, hi = pearson_interval(fx, ty)
         same_unit = pair.unit is not None
         results.append(
             {
@@ -167,13 +167,13 @@ def compare(rows: list[dict]) -> list[dict]:
                 "truth": [".".join(k) for _, k in pair.items],
                 "unit": pair.unit,
                 "feature_unit": SPECS[pair.items[0][0]].unit,
-                "n": len(x),
+                "n": len(fx),
                 "r": r,
                 "r_95ci": None if lo is None else [lo, hi],
-                "mae": float(np.mean(np.abs(x - y))) if same_unit else None,
-                "bias": float(np.mean(x - y)) if same_unit else None,
-                "feature_mean": float(x.mean()),
-                "truth_mean": float(y.mean()),
+                "mae": float(np.mean(np.abs(fx - ty))) if same_unit else None,
+                "bias": float(np.mean(fx - ty)) if same_unit else None,
+                "feature_mean": float(fx.mean()),
+                "truth_mean": float(ty.mean()),
                 "paper_r": PAPER_R.get(pair.name),
                 "values": {"feature": [round(v, 5) for v in xs], "truth": [round(v, 5) for v in ys]},
             }
@@ -212,10 +212,10 @@ def agreement(
             f"{data}: none of its {len(dataset)} sequences has a truth file (<name>.truth.json next to <name>.npz); "
             "expected the output of cpgait synth or cpgait import gaitlab"
         )
-    synthetic = sorted({bool(r["truth"].get("synthetic")) for r in rows})
+    kinds = {"synthetic" if r["truth"].get("synthetic") else "lab" for r in rows}
     report = {
         "data": str(data),
-        "truth": {(True,): "synthetic", (False,): "lab"}.get(tuple(synthetic), "mixed synthetic and lab"),
+        "truth": kinds.pop() if len(kinds) == 1 else "mixed synthetic and lab",
         "recordings": len(dataset),
         "with_truth": len(rows),
         "without_truth_file": no_truth,

@@ -108,10 +108,10 @@ class GaitlabFiles:
         split = Path(split_file) if split_file is not None else None
         if split is None and base is not None and (base / SPLIT_FILE).is_file():
             split = base / SPLIT_FILE
+        if base is None:
+            return cls(Path(str(videos)), Path(str(table)), split)
         return cls(
-            Path(videos) if videos is not None else base / VIDEOS,
-            Path(table) if table is not None else base / TABLE,
-            split,
+            base / VIDEOS if videos is None else Path(videos), base / TABLE if table is None else Path(table), split
         )
 
 
@@ -230,7 +230,7 @@ def read_table(path: Path) -> dict[str, Exam]:
         raise CpgaitError(f"{path}: no rows below the header; expected one row per exam and side")
     exams = {}
     for videoid, items in grouped.items():
-        rows = {}
+        rows: dict[str, dict[str, str]] = {}
         for _, cell in items:
             rows.setdefault(cell["side"], cell)  # a repeated side is reported by `exam_problem`
         exams[videoid] = Exam(videoid, rows, tuple(line for line, _ in items))
