@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -86,7 +87,9 @@ class OrtCudaRunner(OnnxRuntimeRunner):
     Inputs are copied into device OrtValues that stay bound between calls and outputs stay on the device until
     read, so a call costs one copy each way. With `cuda_graph=True` ONNX Runtime captures the whole graph on the
     first call and replays it (batch-1 inference of a small net is launch-bound: see GPU.md); a captured graph
-    has fixed shapes, so the batch size of the first call is the only one that runner accepts.
+    has fixed shapes, so the batch size of the first call is the only one that runner accepts. The bound buffers
+    are shared state (and a CUDA graph must not be replayed from two threads at once), so calls are serialised by
+    a lock. Output buffers take each output's element type from the model.
     """
 
     name = "ort-cuda"
@@ -98,6 +101,7 @@ class OrtCudaRunner(OnnxRuntimeRunner):
         super().__init__(model, providers=[("CUDAExecutionProvider", options), "CPUExecutionProvider"], threads=threads)
         self.device_id = device_id
         self.cuda_graph = cuda_graph
+        self._lock = threading.Lock()
 
     def _activate(self) -> None:
         import onnxruntime as ort
@@ -118,6 +122,10 @@ class OrtCudaRunner(OnnxRuntimeRunner):
         self._device_outputs: dict[str, ort.OrtValue] = {}
 
     def _infer(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        with self._lock:
+            return self._infer_bound(feed)
+
+    def _infer_bound(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         import onnxruntime as ort
 
         assert self.session is not None and self._binding is not None  # set by _activate
@@ -138,8 +146,11 @@ class OrtCudaRunner(OnnxRuntimeRunner):
         if not self._device_outputs:
             batch = next(iter(feed.values())).shape[0]
             for out in self.session.get_outputs():
+                dtype = _ORT_DTYPES.get(out.type)
+                if dtype is None:
+                    raise CpgaitError(f"output {out.name!r} has type {out.type}, which cpgait does not read")
                 shape = [batch if not isinstance(d, int) else d for d in out.shape]
-                value = ort.OrtValue.ortvalue_from_shape_and_type(shape, np.float32, "cuda", self.device_id)
+                value = ort.OrtValue.ortvalue_from_shape_and_type(shape, dtype.type, "cuda", self.device_id)
                 self._device_outputs[out.name] = value
                 self._binding.bind_ortvalue_output(out.name, value)
         self.session.run_with_iobinding(self._binding)
