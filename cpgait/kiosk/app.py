@@ -35,7 +35,7 @@ from cpgait.kiosk.access import COOKIE, SESSION_TTL_S, Access
 from cpgait.kiosk.deployment import Deployment, Preparation
 from cpgait.kiosk.real_gait import SOURCE as REAL_GAIT_SOURCE
 from cpgait.kiosk.report import notice_for, session_pdf
-from cpgait.kiosk.results import session_result
+from cpgait.kiosk.results import quality_rows, session_result
 from cpgait.kiosk.sessions import SessionRunner
 from cpgait.kiosk.store import NOTE_MAX, RUNNING, NewSession, Store, check_note, check_patient_id
 
@@ -333,8 +333,6 @@ def create_app(config: KioskConfig, store: Store, access: Access, prepare: bool 
         if record.status == RUNNING and session_id in kiosk.runners:
             return RedirectResponse(f"/sessions/{session_id}/live", status_code=303)
         res = session_result(record, store.windows(session_id))
-        from cpgait.kiosk.results import quality_rows
-
         svg = await run_in_threadpool(plots.timeline, res, "svg")
         return page(
             request,
