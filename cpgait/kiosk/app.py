@@ -370,12 +370,13 @@ def create_app(config: KioskConfig, store: Store, access: Access, prepare: bool 
             headers={"Content-Disposition": f'attachment; filename="cpgait-session-{session_id}.pdf"'},
         )
 
-    def export_rows(patient_id: str | None) -> list[dict]:
+    def export_rows(patient_id: str | None) -> list[dict[str, object]]:
         rows = []
         for s in store.sessions(patient_id):
             res = session_result(s, store.windows(s.id))
             est = res.estimate
-            row = {
+            probs = dict(zip(res.class_names, est.probabilities or ())) if est else {}
+            row: dict[str, object] = {
                 "session": s.id,
                 "patient": s.patient_id,
                 "started_at": s.started_at,
@@ -384,11 +385,11 @@ def create_app(config: KioskConfig, store: Store, access: Access, prepare: bool 
                 "note": s.note,
                 "windows": len(res.windows),
                 "class": None if est is None else est.class_name,
-                "confidence": None if est is None else round(est.confidence, 4),
-                "agreement": None if est is None else round(est.agreement, 4),
+                "confidence": None if est is None or est.confidence is None else round(est.confidence, 4),
+                "agreement": None if est is None or est.agreement is None else round(est.agreement, 4),
             }
-            for name, p in zip(res.class_names, est.probabilities if est else [None] * len(res.class_names)):
-                row[f"p[{name}]"] = None if p is None else round(p, 4)
+            for name in res.class_names:
+                row[f"p[{name}]"] = round(probs[name], 4) if name in probs else None
             for f in res.features:
                 row[f"{f.name} ({f.unit})"] = None if f.median is None else round(f.median, 4)
             row["model_sha256"] = s.model_sha256

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from cpgait.errors import CpgaitError
 from cpgait.runtime.backends.registry import RUNTIME_BACKENDS
+from cpgait.runtime.backends.runner import Runner
 from cpgait.runtime.backends.trt_engine import file_sha256
 from cpgait.runtime.core.contract import ModelContract
 from cpgait.runtime.pose.catalog import POSE_MODELS
@@ -85,9 +86,16 @@ class Preparation:
     def __post_init__(self) -> None:
         from cpgait.runtime.pose.catalog import load_pose_model
 
-        self._pose = load_pose_model(self.deployment.pose, self.deployment.backend)
-        self._runners = [(f"pose: {Path(r.model).name}", r) for r in self._pose.runners()]
-        self.pose_models = [Path(r.model) for _, r in self._runners]
+        files: dict[int, Path] = {}  # which file each pose runner loads
+
+        def factory(path: Path) -> Runner:
+            runner = RUNTIME_BACKENDS.make_runner(path, self.deployment.backend)
+            files[id(runner)] = Path(path)
+            return runner
+
+        pose_runners = load_pose_model(self.deployment.pose, factory).runners()
+        self.pose_models = [files[id(r)] for r in pose_runners]
+        self._runners = [(f"pose: {f.name}", r) for f, r in zip(self.pose_models, pose_runners)]
         self.steps = [Step(name) for name, _ in self._runners] + [Step(f"classifier: {self.deployment.model.name}")]
 
     def start(self) -> Preparation:

@@ -77,7 +77,8 @@ def session_pdf(result: SessionResult) -> bytes:
             new_y="NEXT",
         )
         table(
-            [("class", "mean probability")] + [(n, f"{p:.2f}") for n, p in zip(est.class_names, est.probabilities)],
+            [("class", "mean probability")]
+            + [(n, f"{p:.2f}") for n, p in zip(est.class_names, est.probabilities or ())],
             (1, 1),
         )
     heading("Gait features (median over windows; real children with CP for orientation)")

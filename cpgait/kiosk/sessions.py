@@ -210,6 +210,7 @@ class SessionRunner:
 
         if not isinstance(options, RunOptions) or options.stop is None:
             raise ValueError("a kiosk session runs with RunOptions that carry a stop event")
+        self.stop_event: threading.Event = options.stop
         self.store = store
         self.session_id = session_id
         self.options = options
@@ -228,7 +229,7 @@ class SessionRunner:
 
     def stop(self) -> None:
         """Ask the loop to end after its current frame (the session is then "stopped")."""
-        self.options.stop.set()
+        self.stop_event.set()
 
     def join(self, timeout: float | None = None) -> bool:
         self._thread.join(timeout)
@@ -280,6 +281,6 @@ class SessionRunner:
             self.store.finish_session(self.session_id, FAILED, None, self.quality.to_json(), message)
             self.view.end(FAILED, message)
             return
-        outcome = STOPPED if self.options.stop.is_set() else FINISHED
+        outcome = STOPPED if self.stop_event.is_set() else FINISHED
         self.store.finish_session(self.session_id, outcome, summary_json(summary, contract), self.quality.to_json())
         self.view.end(outcome)
