@@ -204,6 +204,47 @@ def pose_command(
     )
 
 
+@app.command("batch")
+def batch_command(
+    source: str = typer.Argument(..., help="A folder of videos or a CSV manifest (path, optional subject, label)."),
+    model: str = typer.Option(..., "--model", help="The classifier: an ONNX file carrying its model contract."),
+    out: str = typer.Option(..., "--out", help="Results folder (reused: finished videos are skipped)."),
+    pose: str = typer.Option("blazepose", "--pose", help="Pose model: blazepose or movenet."),
+    backend: str = typer.Option("ort-cpu", "--backend", help=f"Pose and classifier backend: {_RUNTIME_BACKENDS}."),
+    stride: int = typer.Option(None, "--stride", min=1, help="Classify every S model frames (default T/4)."),
+    address: str = typer.Option(
+        None, "--address", help="Ray cluster to join: auto or ray://host:10001 (default: a local Ray on this machine)."
+    ),
+    workers: int = typer.Option(None, "--workers", min=1, help="Pose workers (default: one per CPU of the cluster)."),
+    cpus: float = typer.Option(1.0, "--cpus-per-worker", help="CPUs each worker holds (its pose threads)."),
+    gpus: float = typer.Option(0.0, "--gpus-per-worker", help="GPUs each worker holds (with --backend ort-cuda/trt)."),
+    retries: int = typer.Option(2, "--retries", min=0, help="Retries of a video whose worker died."),
+) -> None:
+    """Many videos on Ray: per video `cpgait pose`'s sequence and `cpgait run`'s events, plus summary.csv."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from cpgait.batch.scheduler import PoolSettings, run_batch
+    from cpgait.batch.worker import BatchSettings
+
+    settings = BatchSettings(model=model, pose=pose, backend=backend, stride=stride)
+    pool = PoolSettings(address=address, workers=workers, cpus=cpus, gpus=gpus, retries=retries)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, transient=False) as bars:
+
+        class Bars:
+            def start(self, videos: int, frames: int) -> None:
+                self.videos = bars.add_task("videos", total=videos)
+                self.frames = bars.add_task("frames", total=frames)
+
+            def advance(self, videos: int, frames: int) -> None:
+                bars.advance(self.videos, videos)
+                bars.advance(self.frames, frames)
+
+        report = run_batch(source, settings, out, pool, progress=Bars())
+    typer.echo(report.format())
+    typer.echo(f"summary: {out}/summary.csv")
+
+
 @app.command("export")
 def export(
     checkpoint: str = typer.Argument(..., help="The checkpoint (.pt) to export."),
