@@ -155,6 +155,9 @@ def run_command(
         help="Save the raw keypoints of every classified window in this "
         "folder (sequence files, size-bounded) to calibrate INT8 on this site's own data.",
     ),
+    triton_url: str = typer.Option(
+        None, "--triton-url", help="With --backend triton: the server, host:port (gRPC) or http://host:port."
+    ),
 ) -> None:
     """Camera or video -> pose -> walking subject -> gait features -> severity estimate, live."""
     from cpgait.runtime.app.run import RunOptions, format_summary, run_live
@@ -173,6 +176,7 @@ def run_command(
         stride=stride,
         max_frames=max_frames,
         record=record,
+        triton_url=triton_url,
     )
     summary, contract = run_live(options)
     typer.echo(format_summary(summary, contract, source))
@@ -253,6 +257,13 @@ def export(
     no_simplify: bool = typer.Option(False, "--no-simplify", help="Skip the onnxslim graph simplification."),
     data: str = typer.Option(None, "--data", help="Sequence files for the parity check (default: random windows)."),
     fp16: bool = typer.Option(False, "--fp16", help="Also write model.fp16.onnx (FP16 inside, FP32 I/O) for GPUs."),
+    triton: str = typer.Option(None, "--triton", help="Also add the model to this Triton model repository folder."),
+    triton_backend: str = typer.Option(
+        "onnxruntime", "--triton-backend", help="Triton backend: onnxruntime, or python (ONNX Runtime in model.py)."
+    ),
+    triton_engine: str = typer.Option(
+        None, "--triton-engine", help="A TensorRT engine of this model (`cpgait build`): adds the plan variant."
+    ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing output files."),
 ) -> None:
     """Export a checkpoint to ONNX with its contract.
@@ -260,13 +271,20 @@ def export(
     Checks parity with PyTorch (|delta logits| <= 1e-4, same top-1).
     """
     from cpgait.export.onnx_export import export_checkpoint
+    from cpgait.serve.triton_repo import TritonSettings
 
+    serving = TritonSettings(backend=triton_backend)  # checked before the export's work
     result = export_checkpoint(
         checkpoint, out, opset=opset, simplify=not no_simplify, data=data, fp16=fp16, overwrite=overwrite
     )
     typer.echo(f"{result.path}: {result.parity.summary()}")
     if result.fp16_path:
         typer.echo(f"{result.fp16_path}: FP16 variant, {result.fp16_parity.summary()}")
+    if triton:
+        from cpgait.serve.triton_repo import write_model_repository
+
+        for version in write_model_repository(result.path, triton, serving, engine=triton_engine):
+            typer.echo(f"{version}: Triton model version ({version.parent / 'config.pbtxt'})")
 
 
 @app.command("calibrate")

@@ -22,10 +22,11 @@ from typing import Protocol
 import cv2
 
 from cpgait.errors import CpgaitError
+from cpgait.runtime.backends.trt_engine import file_sha256
 from cpgait.runtime.live.capture import SourceSpec, open_reader
 
 from .inputs import BatchItem, read_inputs
-from .store import FAILED, NO_SUBJECT, OK, ResultStore, file_hash, result_key
+from .store import FAILED, NO_SUBJECT, OK, ResultStore, result_key
 from .worker import BatchSettings, VideoWorker
 
 SUMMARY = "summary.csv"
@@ -155,7 +156,7 @@ def run_batch(
     store = ResultStore(out)
     store.root.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(store.partial, ignore_errors=True)  # left by a run that was killed: never published
-    model_hash = file_hash(settings.model)
+    model_hash = file_sha256(settings.model)
     rows: dict[str, dict] = {}
     todo: list[tuple[BatchItem, str]] = []
     for item in items:
@@ -165,7 +166,7 @@ def run_batch(
             failed = {**asdict(item), "key": "", "attempts": 0, "status": FAILED, "error": str(exc)}
             rows[item.path] = _row(failed, None)
             continue
-        key = result_key(file_hash(item.path), model_hash, settings.answer_settings())
+        key = result_key(file_sha256(item.path), model_hash, settings.answer_settings())
         done = store.finished(item.path, key)
         if done is not None:
             rows[item.path] = _row(done, store.folder(item.path, key))

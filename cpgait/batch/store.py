@@ -24,16 +24,6 @@ FINISHED = (OK, NO_SUBJECT)  # statuses a rerun keeps; a failed video is redone
 RESULT = "result.json"
 SEQUENCE = "sequence.npz"
 EVENTS = "events.jsonl"
-_CHUNK = 1 << 20
-
-
-def file_hash(path: str | Path) -> str:
-    """sha256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as f:
-        while chunk := f.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def result_key(video_hash: str, model_hash: str, settings: dict) -> str:

@@ -12,6 +12,7 @@ import numpy as np
 
 from cpgait.errors import CpgaitError, refuse_overwrite
 from cpgait.runtime.backends.registry import RUNTIME_BACKENDS
+from cpgait.runtime.backends.triton_runner import TritonRunner
 from cpgait.runtime.core.contract import ModelContract
 from cpgait.runtime.live.capture import open_source
 from cpgait.runtime.live.events import EventLog
@@ -66,7 +67,8 @@ def run_live(
         if path is not None:
             refuse_overwrite(path, options.overwrite)
     if pose is None:
-        pose = load_pose_model(options.pose, options.pose_backend or options.backend)
+        remote = RUNTIME_BACKENDS.get(options.backend).runner is TritonRunner  # pose stays on this machine
+        pose = load_pose_model(options.pose, options.pose_backend or ("ort-cpu" if remote else options.backend))
     elif pose.name != options.pose:
         raise CpgaitError(f"pose model {pose.name!r} given for a run with --pose {options.pose}")
     for pose_runner in pose.runners():  # load the pose networks now, not on the first frame (it would count as latency)
