@@ -293,6 +293,9 @@ def calibrate(
     data: str = typer.Option(..., "--data", help="Sequence files (folder or CSV manifest) to calibrate on."),
     out: str = typer.Option(..., "-o", "--out", help="The INT8 Q/DQ ONNX to write (model.int8.onnx)."),
     method: str = typer.Option("minmax", "--method", help="Range calibration: minmax, entropy or percentile."),
+    recipe: str = typer.Option(
+        "ort", "--recipe", help="Q/DQ placement: ort (ONNX Runtime CPU, the kiosk) or tensorrt (for `cpgait build`)."
+    ),
     windows: int = typer.Option(500, "--windows", help="Calibration windows, stratified by class."),
     min_windows: int = typer.Option(100, "--min-windows", help="Refuse to calibrate on fewer windows than this."),
     keep_float: str = typer.Option(
@@ -316,7 +319,7 @@ def calibrate(
         model,
         data,
         out,
-        QuantizeSettings(method=method, keep_float=groups),
+        QuantizeSettings(method=method, keep_float=groups, recipe=recipe),
         windows=windows,
         minimum=min_windows,
         thresholds=Thresholds(min_agreement, max_f1_drop),
@@ -378,37 +381,88 @@ def verify(
 
 @app.command("build")
 def build(
-    model: str = typer.Argument(..., help="ONNX model: FP32, FP16 variant or INT8 Q/DQ."),
+    model: str = typer.Argument(..., help="ONNX model: FP32, FP16 variant, INT8 Q/DQ, or a pose model."),
     precision: str = typer.Option("fp32", "--precision", help="fp32, fp16 or int8."),
     batch: str = typer.Option("1,1,8", "--batch", help="Optimisation profile min,opt,max batch sizes."),
     out: str = typer.Option(None, "--out", help="Engine folder (default: engines/ next to the model)."),
     workspace: int = typer.Option(1024, "--workspace", help="Builder workspace limit in MB."),
-    calib_cache: str = typer.Option(None, "--calib-cache", help="TensorRT 10 implicit INT8: calibration cache."),
-    data: str = typer.Option(None, "--data", help="TensorRT 10 implicit INT8: windows to fill a new cache."),
+    data: str = typer.Option(
+        None, "--data", help="Held-out sequence files: the engine is gated against ONNX Runtime on their windows."
+    ),
+    windows: int = typer.Option(None, "--windows", help="Gate on at most this many windows (default: all)."),
+    min_agreement: float = typer.Option(0.99, "--min-agreement", help="Gate: least top-1 agreement with ONNX Runtime."),
+    max_f1_drop: float = typer.Option(1.0, "--max-f1-drop", help="Gate: largest macro-F1 drop in points."),
+    no_gate: bool = typer.Option(False, "--no-gate", help="Keep the engine without comparing it (not recommended)."),
+    calib_cache: str = typer.Option(
+        None, "--calib-cache", help="TensorRT 10 implicit INT8: calibration cache (keyed to the model and --data)."
+    ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Rebuild even when the cache holds this engine."),
 ) -> None:
-    """Build a TensorRT engine for this GPU (cached by model, precision, profile, GPU and TensorRT version)."""
+    """Build a TensorRT engine for this GPU (cached by model, precision, profile and device) and gate it.
+
+    A classifier's engine is compared with ONNX Runtime running the same ONNX on the --data windows; an engine
+    outside the gate is deleted and the command exits 1. Pose models (no contract) are built but not gated.
+    """
     from pathlib import Path
 
-    from cpgait.runtime.backends.trt_engine import Profile, build_engine
+    from rich.console import Console
+
+    from cpgait.runtime.backends.trt_engine import Profile, build_engine, file_sha256
+    from cpgait.runtime.core.contract import ModelContract
 
     profile = Profile.parse(batch)
+    contract = ModelContract.read_onnx(model)
+    if contract is not None and not data and not no_gate:
+        raise CpgaitError(
+            f"{model}: pass --data with held-out sequence files: every engine is compared with ONNX Runtime "
+            "before it is kept (or --no-gate to skip that check)"
+        )
     calibrator = None
     if calib_cache:
         from cpgait.calibration.trt_calibrator import make_entropy_calibrator
-        from cpgait.runtime.core.contract import ModelContract
         from cpgait.runtime.data.windows import load_windows
 
-        windows = load_windows(data, ModelContract.from_onnx(model), count=500) if data else None
+        calib = load_windows(data, ModelContract.from_onnx(model), count=500) if data else None
+        model_sha = file_sha256(model)
 
         def calibrator(batch_size: int) -> object:
-            return make_entropy_calibrator(windows, calib_cache, batch=batch_size)
+            return make_entropy_calibrator(calib, calib_cache, model_sha, batch=batch_size)
 
     folder = out or str(Path(model).parent / "engines")
     path = build_engine(
-        model, precision, profile, folder, workspace_mb=workspace, calibrator=calibrator, overwrite=overwrite
+        model,
+        precision,
+        profile,
+        folder,
+        workspace_mb=workspace,
+        calibrator=calibrator,
+        overwrite=overwrite,
+        require_contract=False,
     )
     typer.echo(f"{path} (side-car {Path(path).with_suffix('.json').name})")
+    if contract is None or no_gate:
+        why = "a model without a contract (pose model)" if contract is None else "--no-gate"
+        typer.secho(f"not gated ({why}): compare it with `cpgait verify` before use", fg="yellow", err=True)
+        return
+    from cpgait.calibration.gate import Thresholds, render
+    from cpgait.calibration.gate import verify as run_gate
+    from cpgait.runtime.backends.registry import RUNTIME_BACKENDS
+    from cpgait.runtime.data.windows import load_windows
+
+    report = run_gate(
+        model,
+        path,
+        lambda p: RUNTIME_BACKENDS.make_runner(p, RUNTIME_BACKENDS.default_for(p)),
+        lambda c: load_windows(data, c, count=windows),
+        Thresholds(min_agreement, max_f1_drop),
+    )
+    Console().print(render(report))
+    if not report.ok:
+        for stale in (Path(path).with_suffix(".json"), Path(path)):  # side-car first: no half-kept engine
+            stale.unlink(missing_ok=True)
+        typer.secho(f"gate FAIL ({'; '.join(report.failures)}): {path} was deleted", fg="red", err=True)
+        raise typer.Exit(1)
+    typer.echo("gate PASS")
 
 
 @app.command("synth")

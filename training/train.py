@@ -25,8 +25,8 @@ from cpgait.runtime.core.contract import STREAMS, ModelContract
 from cpgait.runtime.core.layouts import COCO17
 from cpgait.runtime.core.metrics import confusion_matrix, macro_f1
 from cpgait.runtime.data.dataset import Dataset, subject_split
-from cpgait.runtime.data.recording_windows import (
-    RecordingWindows,
+from cpgait.runtime.data.windows import (
+    WindowSet,
     build_windows,
     inputs_for,
     stack_inputs,
@@ -155,7 +155,7 @@ def predict(model: SeverityModel, inputs: dict[str, np.ndarray], batch_size: int
 
 
 def _epoch_inputs(
-    train: RecordingWindows, contract: ModelContract, augment: Augmentation | None, rng: np.random.Generator
+    train: WindowSet, contract: ModelContract, augment: Augmentation | None, rng: np.random.Generator
 ) -> dict[str, np.ndarray]:
     """This epoch's training inputs: the augmented raw windows put through the runtime's feature code."""
     if augment is None or train.raw is None:
@@ -270,7 +270,7 @@ def train(
         disable=not show_progress,
     )
     with progress:
-        sets: dict[str, RecordingWindows] = {}
+        sets: dict[str, WindowSet] = {}
         for name in ("train", "val"):
             task = progress.add_task(f"windows ({name})", total=len(splits[name]), info="")
             sets[name], note = build_windows(

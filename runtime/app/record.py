@@ -26,13 +26,16 @@ class SequenceCollector:
         self.layout = layout
         self.image_size: tuple[int, int] | None = None
         self._frames: dict[int, tuple[int | None, np.ndarray | None]] = {}  # frame index -> (track, keypoints)
+        self._times: dict[int, float] = {}  # frame index -> its time in the video, seconds
 
     def __call__(self, report: FrameReport) -> None:
         sf = report.subject
         if self.image_size is None:
             self.image_size = (sf.frame.image.shape[1], sf.frame.image.shape[0])
-        measured = sf.keypoints is not None and sf.status in MEASURED
-        self._frames[sf.frame.index] = (sf.subject.track_id if measured else None, sf.keypoints if measured else None)
+        measured = sf.subject is not None and sf.keypoints is not None and sf.status in MEASURED
+        track = sf.subject.track_id if sf.subject is not None and measured else None
+        self._frames[sf.frame.index] = (track, sf.keypoints if measured else None)
+        self._times[sf.frame.index] = sf.frame.timestamp
 
     def sequence(self, summary: RunSummary) -> KeypointSequence:
         """The subject measured on the most frames (its track), in the pose model's layout, at the video's fps,
@@ -46,16 +49,20 @@ class SequenceCollector:
         span = sorted(n for n, (i, _) in self._frames.items() if i == best)
         kp = np.zeros((span[-1] - span[0] + 1, get_layout(self.layout).num_joints, 3), dtype=np.float32)
         kp[..., :2] = np.nan
-        for row, n in enumerate(range(span[0], span[-1] + 1)):
-            track, points = self._frames.get(n, (None, None))
+        rows = np.arange(span[0], span[-1] + 1)
+        for row, n in enumerate(rows):
+            track, points = self._frames.get(int(n), (None, None))
             if track == best:
                 kp[row] = points
+        fps = summary.source_fps
         return KeypointSequence(
             keypoints=kp,
-            fps=summary.source_fps,
+            fps=fps,
             layout=self.layout,
             image_size=self.image_size,
             recording_id=Path(self.video).stem,
+            frame_index=rows,
+            timestamps=np.array([self._times.get(int(n), n / fps) for n in rows]),
             source=f"cpgait pose: {self.pose_name} pose model on {Path(self.video).name}, "
             f"frames {span[0]}-{span[-1]} of {summary.frames}",
         )
