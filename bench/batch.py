@@ -43,7 +43,7 @@ def cut_clips(
         start = round(i * room / max(1, count - 1))
         path = folder / f"clip{i:02d}-from{span[0] + start}.mp4"
         h, w = images[0].shape[:2]
-        writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 30.0, (w, h))
+        writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), 30.0, (w, h))
         for image in images[start : start + frames]:
             writer.write(image)
         writer.release()
@@ -63,14 +63,14 @@ def run_batch_bench(
     """Wall time, frames/s and videos/min of `cpgait batch` per worker count, and the speed-up over the first."""
     import ray
 
-    runs = []
+    runs: list[dict] = []
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "clips"
         folder.mkdir()
         cut_clips(video, folder, clips, frames, span)
         ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
         try:
-            cpus = ray.cluster_resources().get("CPU", 0)
+            cpus = float(ray.cluster_resources().get("CPU", 0))
             for count in workers:
                 progress(f"{count} worker(s) over {clips} clips ...")
                 t0 = time.perf_counter()

@@ -51,7 +51,7 @@ def tiny_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _write(path: Path, frames: list[np.ndarray]) -> None:
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 30.0, (frames[0].shape[1], frames[0].shape[0]))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), 30.0, (frames[0].shape[1], frames[0].shape[0]))
     for frame in frames:
         writer.write(frame)
     writer.release()

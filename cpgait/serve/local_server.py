@@ -93,11 +93,15 @@ class LocalTritonServer:
     def _wait_ready(self) -> None:
         import tritonclient.http as http
 
+        process = self.process
+        if process is None:
+            raise RuntimeError("the server was not started")
+
         client = http.InferenceServerClient(self.http_url.split("://", 1)[1])
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise CpgaitError(f"tritonserver exited with {self.process.returncode}: {self.tail()}")
+            if process.poll() is not None:
+                raise CpgaitError(f"tritonserver exited with {process.returncode}: {self.tail()}")
             try:
                 if client.is_server_ready():
                     return

@@ -24,13 +24,13 @@ class SequenceCollector:
         self.video = str(video)
         self.pose_name = pose_name
         self.layout = layout
-        self.image_size: tuple[int, int] | None = None
+        self.image_size: tuple[int, int] = (0, 0)  # (width, height) of the first frame
         self._frames: dict[int, tuple[int | None, np.ndarray | None]] = {}  # frame index -> (track, keypoints)
         self._times: dict[int, float] = {}  # frame index -> its time in the video, seconds
 
     def __call__(self, report: FrameReport) -> None:
         sf = report.subject
-        if self.image_size is None:
+        if not self._frames:
             self.image_size = (sf.frame.image.shape[1], sf.frame.image.shape[0])
         measured = sf.subject is not None and sf.keypoints is not None and sf.status in MEASURED
         track = sf.subject.track_id if sf.subject is not None and measured else None

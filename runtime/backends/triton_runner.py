@@ -14,6 +14,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -23,7 +24,7 @@ from cpgait.runtime.core.contract import ModelContract
 from cpgait.runtime.core.tensors import TensorSpec
 
 DEFAULT_URL = "localhost:8001"
-_TYPES = {"FP32": np.dtype(np.float32), "FP16": np.dtype(np.float16)}
+_TYPES: dict[str, np.dtype] = {"FP32": np.dtype(np.float32), "FP16": np.dtype(np.float16)}
 
 
 def served_name(model: str | Path) -> str:
@@ -41,7 +42,7 @@ class TritonRunner(Runner):
         self.model = Path(model)
         self.url = url
         self.model_name = model_name or served_name(model)
-        self._module = None
+        self._module: Any = None  # tritonclient.grpc or tritonclient.http
         self._target = ""
         self._local = threading.local()
 
