@@ -124,9 +124,10 @@ def write_model_repository(
         files["model.py"] = PYTHON_MODEL
     written = [_add(repo / name, config_text(name, contract, settings), files, contract)]
     if engine is not None:
-        from cpgait.runtime.backends.trt_engine import read_sidecar
+        from cpgait.runtime.backends.trt_engine import read_engine_bytes, read_sidecar
 
         key, engine_contract = read_sidecar(engine)
+        read_engine_bytes(engine)  # a truncated or replaced engine is refused before it is copied
         if ModelContract.from_dict(engine_contract, str(engine)) != contract:
             raise CpgaitError(f"{engine}: its contract is not {onnx}'s; build the engine from this model")
         gpu = TritonSettings(

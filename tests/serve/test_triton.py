@@ -61,8 +61,9 @@ def test_the_repository_config_matches_the_models_inputs_and_outputs(tiny_onnx: 
 def test_a_tensorrt_engine_adds_the_plan_variant_with_the_engines_batch_limit(tiny_onnx: Path, tmp_path: Path) -> None:
     engine = tmp_path / "tiny.plan"
     engine.write_bytes(b"stand-in: only the repository layout is checked here")
-    key = EngineKey("0" * 64, "fp16", Profile(1, 4, 8), DeviceInfo("10.0", "a GPU", "8.7"))
-    write_sidecar(engine.with_suffix(".json"), key, ModelContract.from_onnx(tiny_onnx).to_json())
+    key = EngineKey("0" * 64, "fp16", Profile(1, 4, 8), DeviceInfo("10.0", "a GPU", "8.7", 16, 8))
+    contract = ModelContract.from_onnx(tiny_onnx).to_json()
+    write_sidecar(engine.with_suffix(".json"), key, contract, engine.read_bytes())
     written = write_model_repository(tiny_onnx, tmp_path / "repo", engine=engine)
     assert [p.parent.name for p in written] == ["tiny", "tiny_trt"]
     assert (written[1] / "model.plan").read_bytes() == engine.read_bytes()
