@@ -10,8 +10,10 @@ import pytest
 from kiosk_fixtures import add_finished_session
 from starlette.testclient import TestClient
 
+from cpgait.errors import CpgaitError
 from cpgait.kiosk.access import Access
 from cpgait.kiosk.app import KioskConfig, create_app
+from cpgait.kiosk.deployment import Deployment
 from cpgait.kiosk.report import NOTICE
 from cpgait.kiosk.store import Store
 
@@ -122,3 +124,16 @@ def test_admin_page(client: TestClient, deployment) -> None:
     assert "free disk" in r.text and "backend ort-cpu" in r.text and "clock" in r.text
     assert "pose: blazepose_landmarks_full.onnx" in r.text
     assert "no /dev/video* device" in r.text or "/dev/video" in r.text
+
+
+def test_admin_shows_the_int8_gate_report(store: Store, deployment, tmp_path: Path) -> None:
+    report = tmp_path / "verify.json"
+    report.write_text(json.dumps({"agreement": 0.992, "passed": True, "failures": []}))
+    gated = Deployment.load(deployment.model, "blazepose", "ort-cpu", report)
+    config = KioskConfig(data_dir=tmp_path, cameras=("0",), deployment=gated)
+    with TestClient(create_app(config, store, Access(None), prepare=False)) as client:
+        html = client.get("/admin").text
+    assert '<strong id="gate">PASS</strong>' in html and "0.992" in html
+    report.write_text("{not json")
+    with pytest.raises(CpgaitError, match="not a readable JSON gate report"):
+        Deployment.load(deployment.model, "blazepose", "ort-cpu", report)
