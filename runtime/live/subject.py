@@ -119,7 +119,7 @@ class SubjectPose:
 
         Returns the candidate boxes and the subject's pose (None when there is no subject or it was not found).
         """
-        t0 = time.perf_counter_ns()
+        t0, c0 = time.perf_counter_ns(), time.thread_time_ns()
         found = self._detect_tiled(frame.image)
         whole = None
         if found is None:  # one-person model: its whole-frame pose is the only candidate
@@ -128,6 +128,7 @@ class SubjectPose:
             boxes = np.array([] if whole is None else [whole.box], dtype=np.float64).reshape(-1, 4)
         else:
             timings["detector"] = time.perf_counter_ns() - t0
+            timings["detector_cpu"] = time.thread_time_ns() - c0
             boxes = np.array([d.box for d in found], dtype=np.float64).reshape(-1, 4)
         subject = self.tracker.update(frame.timestamp, boxes)
         if subject is None or not subject.seen or subject.detection is None:
@@ -161,13 +162,14 @@ class SubjectPose:
     def _pose(
         self, image: np.ndarray, timings: dict[str, int], detection: Detection | None = None
     ) -> PoseResult | None:
-        t0 = time.perf_counter_ns()
+        t0, c0 = time.perf_counter_ns(), time.thread_time_ns()
         try:
             result = self.pose(image, detection=detection)
         except PoseOutputError:  # the pose model produced NaN/inf: this frame is unusable, the loop goes on
             self._bad_output = True
             result = None
         timings["pose"] = timings.get("pose", 0) + time.perf_counter_ns() - t0
+        timings["pose_cpu"] = timings.get("pose_cpu", 0) + time.thread_time_ns() - c0
         for key, ms in self.pose.last_timings_ms.items():
             timings[f"pose_{key}"] = timings.get(f"pose_{key}", 0) + int(ms * 1e6)
         return result

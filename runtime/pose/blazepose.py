@@ -1,4 +1,4 @@
-"""MediaPipe BlazePose (detector + full landmark model) re-implemented in numpy/OpenCV around two ONNX models.
+"""MediaPipe BlazePose (detector + full or lite landmark model) re-implemented in numpy/OpenCV around two ONNX models.
 
 The stages follow MediaPipe 0.10's pose graphs (modules/pose_detection, modules/pose_landmark), so the result matches
 `mp.solutions.pose` (tests/runtime/test_pose.py checks it on an OpenCV sample still):
@@ -175,7 +175,8 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 class BlazePose:
     """Callable BlazePose: `pose(image_bgr) -> PoseResult | None` (33 points, layout blazepose33, image pixels).
 
-    `make_runner` builds a Runner for each model file (ONNX Runtime on the CPU by default). With `tracking`, the
+    `make_runner` builds a Runner for each model file (ONNX Runtime on the CPU by default); `landmarks` picks
+    another landmark model of the same interface (the lite one: `name` "blazepose-lite"). With `tracking`, the
     next call's region comes from this call's landmarks (for video); `reset()` forgets it (e.g. between clips).
     `last_timings_ms` holds the last call's preprocess / detector / landmarks / postprocess times in ms (detector 0
     when tracking skipped it) and `last_used_detector` whether the detector ran.
@@ -193,7 +194,9 @@ class BlazePose:
         min_detection_score: float = 0.5,
         min_tracking_score: float = 0.5,
         nms_iou: float = 0.3,
+        name: str = "blazepose",
     ) -> None:
+        self.name = name
         self.detector = make_runner(detector or asset("blazepose_detector"))
         self.landmarks = make_runner(landmarks or asset("blazepose_landmarks_full"))
         self.tracking = tracking
