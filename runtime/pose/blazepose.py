@@ -95,15 +95,18 @@ class PoseDetection:
         """The landmark model's region for this person."""
         return alignment_roi(self.keypoints[0], self.keypoints[1])
 
-    def shifted(self, dx: float, dy: float) -> PoseDetection:
-        """This detection in the whole image, when it was found in a crop whose top-left corner is at (dx, dy)."""
-        x0, y0, x1, y1 = self.box
-        f0, g0, f1, g1 = self.face_box
+    def shifted(self, dx: float, dy: float, scale: float = 1.0) -> PoseDetection:
+        """This detection in the whole image, when it was found in a crop whose top-left corner is at (dx, dy) of
+        the whole image, cut from a copy of the image resized by `scale`."""
+        if not scale > 0:
+            raise ValueError(f"detection scale {scale}; expected > 0")
+        x0, y0, x1, y1 = (v / scale for v in self.box)
+        f0, g0, f1, g1 = (v / scale for v in self.face_box)
         return PoseDetection(
             self.score,
             (x0 + dx, y0 + dy, x1 + dx, y1 + dy),
             (f0 + dx, g0 + dy, f1 + dx, g1 + dy),
-            (self.keypoints + np.array([dx, dy], dtype=np.float32)).astype(np.float32),
+            (self.keypoints / scale + np.array([dx, dy], dtype=np.float32)).astype(np.float32),
         )
 
 
@@ -184,6 +187,7 @@ class BlazePose:
 
     name = "blazepose"
     layout = "blazepose33"
+    detector_size = DETECTOR_SIZE
 
     def __init__(
         self,
