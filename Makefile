@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test lint typecheck model paper-table bench clean
+.PHONY: venv demo test lint typecheck model paper-table agreement bench clean
 
 venv: $(STAMP)
 
@@ -14,7 +14,10 @@ $(STAMP): pyproject.toml Makefile
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q "$(TORCH_SPEC)"
-	$(BIN)/pip install -q -e ".[export,bench,dev]"
+	$(BIN)/pip install -q -e ".[export,bench,dev,batch,serve]"
+	# A real Triton server for the tests (its tritonserver binary only): --no-deps, as its numpy<2 pin would
+	# break OpenCV.
+	$(BIN)/pip install -q --no-deps nvidia-pytriton==0.7.0
 	touch $(STAMP)
 
 # The Sports2D walking clip (BSD-3-Clause, see NOTICE): the demo's input and the runtime's end-to-end test clip.
@@ -73,6 +76,12 @@ paper-table: $(STAMP)
 	rm -rf .cache/paper && $(BIN)/cpgait synth .cache/paper/data --n 400 --seed 0
 	$(BIN)/python scripts/paper_table.py .cache/paper/data .cache/paper --seeds 0,1,2
 	mkdir -p docs && cp .cache/paper/table.md docs/paper-table.md
+
+# cpgait's gait features against the true values of 200 SYNTHETIC walks at 25 fps (the measurement the CP video
+# paper makes against the gait lab; on the real data: cpgait import gaitlab, then cpgait agreement). Seconds.
+agreement: $(STAMP)
+	rm -rf .cache/agreement && $(BIN)/cpgait synth .cache/agreement --n 200 --seed 0 --fps 25
+	$(BIN)/cpgait agreement .cache/agreement -o docs/feature-agreement --overwrite
 
 # Speed of the reference model on every backend (unavailable ones listed with the reason), of the full-width
 # (paper-size, 64..256 channels) architecture, of the live gait features and of the live loop on the demo clip,

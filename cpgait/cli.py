@@ -7,8 +7,10 @@ kiosk that has neither torch nor tensorrt installed.
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import typer
+from typer.core import TyperGroup
 
 from cpgait import __version__
 from cpgait.errors import CpgaitError
@@ -165,6 +167,9 @@ def run_command(
         help="Save the raw keypoints of every classified window in this "
         "folder (sequence files, size-bounded) to calibrate INT8 on this site's own data.",
     ),
+    triton_url: str = typer.Option(
+        None, "--triton-url", help="With --backend triton: the server, host:port (gRPC) or http://host:port."
+    ),
 ) -> None:
     """Camera or video -> pose -> walking subject -> gait features -> severity estimate, live."""
     from cpgait.runtime.app.run import RunOptions, format_summary, run_live
@@ -184,6 +189,7 @@ def run_command(
         max_frames=max_frames,
         record=record,
         pose_threads=pose_threads,
+        triton_url=triton_url,
     )
     summary, contract = run_live(options)
     typer.echo(format_summary(summary, contract, source))
@@ -215,6 +221,47 @@ def pose_command(
     )
 
 
+@app.command("batch")
+def batch_command(
+    source: str = typer.Argument(..., help="A folder of videos or a CSV manifest (path, optional subject, label)."),
+    model: str = typer.Option(..., "--model", help="The classifier: an ONNX file carrying its model contract."),
+    out: str = typer.Option(..., "--out", help="Results folder (reused: finished videos are skipped)."),
+    pose: str = typer.Option("blazepose", "--pose", help="Pose model: blazepose or movenet."),
+    backend: str = typer.Option("ort-cpu", "--backend", help=f"Pose and classifier backend: {_RUNTIME_BACKENDS}."),
+    stride: int = typer.Option(None, "--stride", min=1, help="Classify every S model frames (default T/4)."),
+    address: str = typer.Option(
+        None, "--address", help="Ray cluster to join: auto or ray://host:10001 (default: a local Ray on this machine)."
+    ),
+    workers: int = typer.Option(None, "--workers", min=1, help="Pose workers (default: one per CPU of the cluster)."),
+    cpus: float = typer.Option(1.0, "--cpus-per-worker", help="CPUs each worker holds (its pose threads)."),
+    gpus: float = typer.Option(0.0, "--gpus-per-worker", help="GPUs each worker holds (with --backend ort-cuda/trt)."),
+    retries: int = typer.Option(2, "--retries", min=0, help="Retries of a video whose worker died."),
+) -> None:
+    """Many videos on Ray: per video `cpgait pose`'s sequence and `cpgait run`'s events, plus summary.csv."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from cpgait.batch.scheduler import PoolSettings, run_batch
+    from cpgait.batch.worker import BatchSettings
+
+    settings = BatchSettings(model=model, pose=pose, backend=backend, stride=stride)
+    pool = PoolSettings(address=address, workers=workers, cpus=cpus, gpus=gpus, retries=retries)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, transient=False) as bars:
+
+        class Bars:
+            def start(self, videos: int, frames: int) -> None:
+                self.videos = bars.add_task("videos", total=videos)
+                self.frames = bars.add_task("frames", total=frames)
+
+            def advance(self, videos: int, frames: int) -> None:
+                bars.advance(self.videos, videos)
+                bars.advance(self.frames, frames)
+
+        report = run_batch(source, settings, out, pool, progress=Bars())
+    typer.echo(report.format())
+    typer.echo(f"summary: {out}/summary.csv")
+
+
 @app.command("export")
 def export(
     checkpoint: str = typer.Argument(..., help="The checkpoint (.pt) to export."),
@@ -223,6 +270,13 @@ def export(
     no_simplify: bool = typer.Option(False, "--no-simplify", help="Skip the onnxslim graph simplification."),
     data: str = typer.Option(None, "--data", help="Sequence files for the parity check (default: random windows)."),
     fp16: bool = typer.Option(False, "--fp16", help="Also write model.fp16.onnx (FP16 inside, FP32 I/O) for GPUs."),
+    triton: str = typer.Option(None, "--triton", help="Also add the model to this Triton model repository folder."),
+    triton_backend: str = typer.Option(
+        "onnxruntime", "--triton-backend", help="Triton backend: onnxruntime, or python (ONNX Runtime in model.py)."
+    ),
+    triton_engine: str = typer.Option(
+        None, "--triton-engine", help="A TensorRT engine of this model (`cpgait build`): adds the plan variant."
+    ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing output files."),
 ) -> None:
     """Export a checkpoint to ONNX with its contract.
@@ -230,13 +284,20 @@ def export(
     Checks parity with PyTorch (|delta logits| <= 1e-4, same top-1).
     """
     from cpgait.export.onnx_export import export_checkpoint
+    from cpgait.serve.triton_repo import TritonSettings
 
+    serving = TritonSettings(backend=triton_backend)  # checked before the export's work
     result = export_checkpoint(
         checkpoint, out, opset=opset, simplify=not no_simplify, data=data, fp16=fp16, overwrite=overwrite
     )
     typer.echo(f"{result.path}: {result.parity.summary()}")
     if result.fp16_path:
         typer.echo(f"{result.fp16_path}: FP16 variant, {result.fp16_parity.summary()}")
+    if triton:
+        from cpgait.serve.triton_repo import write_model_repository
+
+        for version in write_model_repository(result.path, triton, serving, engine=triton_engine):
+            typer.echo(f"{version}: Triton model version ({version.parent / 'config.pbtxt'})")
 
 
 @app.command("calibrate")
@@ -449,6 +510,12 @@ def synth(
     overwrite: bool = typer.Option(False, "--overwrite", help="Write into OUT even if it already holds sequences."),
     fps: float = typer.Option(30.0, "--fps", help="Frames per second."),
     layout: str = typer.Option("coco17_feet", "--layout", help="coco17_feet (COCO-17 + heels, toes) or coco17."),
+    report: bool = typer.Option(
+        False,
+        "--report",
+        help="Instead of walks, compare a population of N synthetic children with real children with CP: print the "
+        "table and write OUT/population.md and OUT/population.png.",
+    ),
 ) -> None:
     """Write SYNTHETIC side-view walks of children (GMFCS I-IV model) with their true gait parameters."""
     from collections import Counter
@@ -457,6 +524,14 @@ def synth(
     from cpgait.runtime.core.sequence import GMFCS_LEVELS
     from cpgait.training.synth import write_dataset
 
+    if report:
+        from cpgait.training.population import write_report
+
+        text, written = write_report(Path(out), n, seed, overwrite=overwrite)
+        typer.echo(text)
+        typer.echo(f"wrote {', '.join(str(p) for p in written)} (SYNTHETIC population vs published real figures)")
+        return
+
     paths = write_dataset(Path(out), n, seed, clean=clean, overwrite=overwrite, fps=fps, layout=layout)
     levels = Counter(p.stem.split("_")[1] for p in paths)
     counts = ", ".join(f"{lvl}: {levels[lvl]}" for lvl in GMFCS_LEVELS)
@@ -464,7 +539,24 @@ def synth(
     typer.echo("SYNTHETIC data for exercising the toolkit, not patient data")
 
 
-@app.command("import")
+class _ImportGroup(TyperGroup):
+    """`cpgait import SRC ...` without a sub-command name means `cpgait import keypoints SRC ...`."""
+
+    def parse_args(self, ctx, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ctx.help_option_names:
+            args = ["keypoints", *args]
+        return super().parse_args(ctx, args)
+
+
+import_app = typer.Typer(
+    cls=_ImportGroup,
+    help="Import keypoints made elsewhere: one recording (OpenPose JSON, CSV) or a whole data set (gaitlab).",
+    no_args_is_help=True,
+)
+app.add_typer(import_app, name="import")
+
+
+@import_app.command("keypoints")
 def import_keypoints(
     src: str = typer.Argument(
         ..., metavar="SRC", help="A folder of OpenPose *_keypoints.json files, or a keypoint CSV."
@@ -493,13 +585,9 @@ def import_keypoints(
         fmt = "openpose" if source.is_dir() else "csv" if source.suffix.lower() == ".csv" else ""
         if not fmt:
             raise CpgaitError(f"{source}: cannot tell the format; expected a folder (OpenPose JSON) or a .csv file")
-    size = None
-    if image_size is not None:
-        parts = image_size.lower().split("x")
-        if len(parts) != 2 or not all(p.isdigit() and int(p) > 0 for p in parts):
-            raise CpgaitError(f"--image-size is {image_size!r}; expected WIDTHxHEIGHT, e.g. 1920x1080")
-        size = (int(parts[0]), int(parts[1]))
-    common = dict(layout=layout, image_size=size, label=label, subject_id=subject, recording_id=recording)
+    common: dict[str, Any] = dict(
+        layout=layout, image_size=_image_size(image_size), label=label, subject_id=subject, recording_id=recording
+    )
     if fmt == "openpose":
         seq = import_openpose(source, fps, **common)
     elif fmt == "csv":
@@ -509,6 +597,61 @@ def import_keypoints(
     path = seq.save(out, overwrite=overwrite)
     missing = float(np.mean(seq.keypoints[..., 2] <= 0))
     typer.echo(f"{path}: {seq.num_frames} frames, layout {seq.layout}, {seq.fps:g} fps, {missing:.1%} points missing")
+
+
+@import_app.command("gaitlab")
+def import_gaitlab_command(
+    root: str = typer.Argument(
+        None, help="The data set's folder (holding processed/video_csvs/ and processed/alldata_processed.csv)."
+    ),
+    out: str = typer.Option(..., "-o", "--out", help="Output folder: sequences/, manifests, import-summary.json."),
+    videos: str = typer.Option(None, "--videos", help="Folder of <videoid>.csv keypoint files (instead of ROOT's)."),
+    table: str = typer.Option(None, "--table", help="The lab table, alldata_processed.csv (instead of ROOT's)."),
+    split_file: str = typer.Option(
+        None, "--split-file", help="train_test_valid_id_split.csv (default: ROOT's, when present)."
+    ),
+    unlabelled: str = typer.Option(
+        "skip", "--unlabelled", help="Videos without a usable GMFCS I-IV level: skip, or keep (label unknown)."
+    ),
+    fps: float = typer.Option(25.0, "--fps", help="Frames per second of the video CSVs (the data set's are 25)."),
+    image_size: str = typer.Option(None, "--image-size", help="WIDTHxHEIGHT of the videos (default: fits the points)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Write into OUT even if it holds an earlier import."),
+) -> None:
+    """Import the Gillette CP gait video data set (Kidzinski et al. 2020; CC BY-NC, download it yourself)."""
+    from cpgait.runtime.data.gaitlab import GaitlabFiles, import_gaitlab
+
+    if unlabelled not in ("skip", "keep"):
+        raise CpgaitError(f"--unlabelled is {unlabelled!r}; expected skip or keep")
+    files = GaitlabFiles.locate(root, videos, table, split_file)
+    size = _image_size(image_size)
+    summary = import_gaitlab(files, out, unlabelled == "keep", fps=fps, image_size=size, overwrite=overwrite)
+    typer.echo(summary.text())
+    typer.echo(f"wrote {out}/manifest.csv and {len(summary.imported)} sequences with lab truth to {out}/sequences/")
+    typer.echo("licence of the data: CC BY-NC 2.0 (non-commercial use only); keep it and models trained on it so")
+
+
+def _image_size(text: str | None) -> tuple[int, int] | None:
+    """--image-size WIDTHxHEIGHT -> (width, height)."""
+    if text is None:
+        return None
+    parts = text.lower().split("x")
+    if len(parts) != 2 or not all(p.isdigit() and int(p) > 0 for p in parts):
+        raise CpgaitError(f"--image-size is {text!r}; expected WIDTHxHEIGHT, e.g. 1920x1080")
+    return int(parts[0]), int(parts[1])
+
+
+@app.command("agreement")
+def agreement_command(
+    data: str = typer.Argument(..., help="Sequences with truth files: a folder of .npz + .truth.json or a manifest."),
+    out: str = typer.Option(None, "-o", "--out", help="Folder for agreement.json, .md and .png (default: print)."),
+    window_s: float = typer.Option(124 / 25, "--window-s", help="Window length in seconds (the paper's 124 frames)."),
+    stride_s: float = typer.Option(31 / 25, "--stride-s", help="Seconds between window starts."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing files in --out."),
+) -> None:
+    """Gait features vs truth (lab values or synthetic): r with 95% interval, MAE and bias per feature, scatter."""
+    from cpgait.training.agreement import agreement
+
+    agreement(data, out, window_s=window_s, stride_s=stride_s, overwrite=overwrite)
 
 
 def main() -> None:

@@ -32,7 +32,7 @@ from cpgait.runtime.data.windows import (
     stack_inputs,
     usable_records,
 )
-from cpgait.runtime.gait.features import SCALAR_NAMES, SERIES_NAMES, SPECS, select_features
+from cpgait.runtime.gait.features import SCALAR_NAMES, SERIES_NAMES, SPECS, select_features, with_masks
 from cpgait.training.augment import Augmentation
 
 
@@ -128,7 +128,7 @@ def make_contract(config: TrainConfig, dataset: Dataset, data: Path) -> ModelCon
         window=config.window,
         fps=config.fps,
         series_features=tuple(series),
-        scalar_features=scalars,
+        scalar_features=with_masks(scalars),  # the model sees which window scalars were missing
         feature_joints=tuple(j for j in COCO17.joints if j in used),
         streams=config.streams,
         training_data=description,
