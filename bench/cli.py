@@ -148,7 +148,10 @@ def pipeline(
     ),
     frames: int | None = typer.Option(None, help="Stop after this many frames."),
     pose_threads: int | None = typer.Option(
-        None, "--pose-threads", min=1, help="Intra-op threads of the pose networks (default: the cores but one)."
+        None,
+        "--pose-threads",
+        min=1,
+        help="Intra-op threads of the pose networks (default: all on 1-2 cores, else all but one).",
     ),
     json_out: Path | None = _OUT["json_out"],
     md: Path | None = _OUT["md"],
@@ -187,7 +190,10 @@ def pose(
     ),
     backend: str = typer.Option("ort-cpu", help="Runner for the pose models."),
     pose_threads: int | None = typer.Option(
-        None, "--pose-threads", min=1, help="Intra-op threads of the pose networks (default: the cores but one)."
+        None,
+        "--pose-threads",
+        min=1,
+        help="Intra-op threads of the pose networks (default: all on 1-2 cores, else all but one).",
     ),
     json_out: Path | None = _OUT["json_out"],
     md: Path | None = _OUT["md"],

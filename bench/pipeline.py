@@ -10,7 +10,8 @@ Passes over the same frames, back to back:
    temporal stage in threads, the overlay drawn but not written); stage times come from the pipeline's own
    per-frame timings, end-to-end latency is from the frame's capture to its result reaching the caller.
 Both passes build their models the way `cpgait run` does, with its thread budget
-(`cpgait.runtime.live.thread_budget`: the pose networks get the cores but one unless `--pose-threads` says otherwise).
+(`cpgait.runtime.live.thread_budget`: the pose networks get all cores on 1-2 cores, else all but one, unless
+`--pose-threads` says otherwise).
 Next to the stages' wall times, the report's `cpu_time` holds the CPU time of the thread that ran the decode, the
 person search, the pose call and the classifier: wall time well above CPU time is time spent waiting for a core.
 A pose model that cannot feed the classifier (MoveNet has no heel and toe points) is refused before any pass.

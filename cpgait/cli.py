@@ -152,7 +152,7 @@ def run_command(
         None,
         "--pose-threads",
         min=1,
-        help="Intra-op threads of the pose networks (default: the cores but one; see README, thread budget).",
+        help="Intra-op threads of the pose networks (default: all of 1-2 cores, else all but one; README).",
     ),
     show: bool = typer.Option(False, "--show/--headless", help="Show the overlay in a window (q quits)."),
     out: str = typer.Option(None, "--out", help="Write the overlay video here (.mp4)."),

@@ -6,8 +6,10 @@ small CPU that oversubscribes the cores: measured on the 2-core CI machine befor
 0.5 ms alone but 5.7 ms p50 inside the loop and the classifier 4.5 ms alone but 12.5 ms inside it.
 
 The automatic budget (`ThreadBudget.auto`, from the cores this process may run on):
-- pose networks: all cores but one (at least 1): the pose stage bounds the loop, the spare core decodes, tracks,
-  draws and classifies;
+- pose networks: all cores but one from 3 cores on (the pose stage bounds the loop; the spare core decodes, tracks,
+  draws and classifies); on 1 or 2 cores all of them, because decoding and drawing need a few ms per frame, not a
+  core: measured side by side on the 2-core CI machine (`bench/results/pipeline-threads1-cpu.md` vs
+  `pipeline-cpu.md`), 1 pose thread made the loop slower, not faster;
 - classifier: 1 intra-op thread (it runs once every `stride` frames on a tiny model; more threads cost more to
   wake than they save);
 - OpenCV's own worker pool (resize, warpAffine, colour conversion inside the stages): 1, because the stages
@@ -55,7 +57,7 @@ class ThreadBudget:
         cores = available_cores() if cores is None else cores
         if cores < 1:
             raise CpgaitError(f"cores {cores}; expected >= 1")
-        return cls(pose=max(1, cores - 1) if pose is None else pose)
+        return cls(pose=(cores if cores <= 2 else cores - 1) if pose is None else pose)
 
     def runner_options(self, backend: str, role: str) -> dict[str, object]:
         """The options for a runner of `role` ("pose" or "classifier") on `backend`: intra-op threads and spinning

@@ -13,15 +13,16 @@ from cpgait.runtime.live.thread_budget import ThreadBudget, available_cores
 ASSETS = Path(__file__).resolve().parents[3] / "runtime" / "assets"
 
 
-@pytest.mark.parametrize("cores,pose", [(1, 1), (2, 1), (4, 3), (16, 15)])
-def test_the_pose_networks_get_every_core_but_one(cores: int, pose: int) -> None:
+@pytest.mark.parametrize("cores,pose", [(1, 1), (2, 2), (3, 2), (4, 3), (16, 15)])
+def test_the_pose_networks_get_every_core_but_one_from_three_cores_on(cores: int, pose: int) -> None:
     budget = ThreadBudget.auto(cores)
     assert (budget.pose, budget.classifier, budget.opencv, budget.spinning) == (pose, 1, 1, False)
 
 
 def test_an_override_wins_and_the_default_follows_this_machine() -> None:
     assert ThreadBudget.auto(8, pose=2).pose == 2
-    assert ThreadBudget.auto().pose == max(1, available_cores() - 1)
+    cores = available_cores()
+    assert ThreadBudget.auto().pose == (cores if cores <= 2 else cores - 1)
 
 
 @pytest.mark.parametrize("kwargs", [{"pose": 0}, {"pose": 2, "classifier": 0}, {"pose": 1, "opencv": -1}])
