@@ -32,7 +32,7 @@ from cpgait.runtime.data.recording_windows import (
     stack_inputs,
     usable_records,
 )
-from cpgait.runtime.gait.features import SCALAR_NAMES, SERIES_NAMES, SPECS, select_features
+from cpgait.runtime.gait.feature_bank import REGISTRY, feature_spec, select_features
 from cpgait.training.augment import Augmentation
 
 
@@ -106,16 +106,16 @@ def make_contract(config: TrainConfig, dataset: Dataset, data: Path) -> ModelCon
     if config.streams == "skeleton":
         chosen: list[str] = []
     else:
-        chosen = select_features(config.joints) if config.joints else list(SERIES_NAMES + SCALAR_NAMES)
-    series = tuple(n for n in chosen if SPECS[n].kind == "series")
-    scalars = tuple(n for n in chosen if SPECS[n].kind == "scalar")
+        chosen = select_features(config.joints) if config.joints else [f.name for f in REGISTRY]
+    series = tuple(n for n in chosen if feature_spec(n).kind == "series")
+    scalars = tuple(n for n in chosen if feature_spec(n).kind == "scalar")
     if config.streams != "skeleton" and not (series and scalars):
         raise CpgaitError(
             f"joints {', '.join(config.joints)} give {len(series)} gait series and {len(scalars)} scalars "
             f"({', '.join(chosen) or 'none'}); the gait stream needs at least one of each (every feature needs "
-            "both hips and its leg or trunk joints: raise --top-k)"
+            "the joints it measures: raise --top-k)"
         )
-    used = {j for n in chosen for j in SPECS[n].joints}
+    used = {j for n in chosen for j in feature_spec(n).joints}
     sources = sorted({_source_note(r.path) for r in dataset})
     synthetic = all("synthetic" in s.lower() for s in sources)
     description = (

@@ -85,18 +85,22 @@ EVENT_NEIGHBOURHOOD_S = 0.1  # an event is an extremum over +-this
 MIN_STEP_LEG = 0.1  # extrema closer than this in inter-ankle distance (leg lengths) are not steps
 MIN_STEP_FRACTION = 0.5  # nor are steps shorter than this fraction of the window's median step
 
-_LEG_L = ("left_hip", "right_hip", "left_knee", "left_ankle")
-_LEG_R = ("left_hip", "right_hip", "right_knee", "right_ankle")
-_TRUNK = ("left_hip", "right_hip", "left_shoulder", "right_shoulder")
-_LEGS = ("left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle")
+# The joints each feature measures. The hips' mid-point (origin, walking direction) and the leg length (scale) are
+# the body frame every feature is taken in: references, listed only where a feature measures a hip itself.
+_LEG_L = ("left_hip", "left_knee", "left_ankle")
+_LEG_R = ("right_hip", "right_knee", "right_ankle")
+_TRUNK = ("left_shoulder", "right_shoulder")
+_ANKLES = ("left_ankle", "right_ankle")  # the heel strikes, hence steps and strides, come from the ankles
+_LEGS = _LEG_L + _LEG_R
 
 
 @dataclass(frozen=True)
 class FeatureSpec:
-    """One gait feature: its kind, unit, the COCO-17 joints it is computed from, and its model-input scale.
+    """One gait feature: its kind, unit, the COCO-17 joints whose motion it measures, and its model-input scale.
 
-    `joints` always includes both hips: every feature's sign depends on the walking direction (mid-hip travel), and
-    the distances on the leg length. Model input = value / `scale`.
+    Every feature is taken in the body frame (mid-hip origin and walking direction, leg-length scale), which is not
+    listed in `joints`; selecting a joint set selects the features whose `joints` it contains
+    (`feature_bank.select_features`). Model input = value / `scale`.
     """
 
     name: str
@@ -121,7 +125,7 @@ FEATURES: tuple[FeatureSpec, ...] = (
         "hip_flexion_left",
         "series",
         "deg",
-        _TRUNK + ("left_knee",),
+        _TRUNK + ("left_hip", "left_knee"),
         90.0,
         "left thigh vs the trunk line, forward positive",
     ),
@@ -129,7 +133,7 @@ FEATURES: tuple[FeatureSpec, ...] = (
         "hip_flexion_right",
         "series",
         "deg",
-        _TRUNK + ("right_knee",),
+        _TRUNK + ("right_hip", "right_knee"),
         90.0,
         "right thigh vs the trunk line, forward positive",
     ),
@@ -137,7 +141,7 @@ FEATURES: tuple[FeatureSpec, ...] = (
         "ankle_left",
         "series",
         "deg",
-        ("left_hip", "right_hip", "left_knee", "left_ankle"),
+        ("left_knee", "left_ankle"),
         90.0,
         "left ankle dorsiflexion (with feet) or shank inclination, knee ahead positive (COCO-17)",
     ),
@@ -145,7 +149,7 @@ FEATURES: tuple[FeatureSpec, ...] = (
         "ankle_right",
         "series",
         "deg",
-        ("left_hip", "right_hip", "right_knee", "right_ankle"),
+        ("right_knee", "right_ankle"),
         90.0,
         "right ankle dorsiflexion (with feet) or shank inclination, knee ahead positive (COCO-17)",
     ),
@@ -154,37 +158,50 @@ FEATURES: tuple[FeatureSpec, ...] = (
         "inter_ankle_distance",
         "series",
         "leg",
-        _LEGS,
+        _ANKLES,
         1.0,
         "signed horizontal left - right ankle distance / leg length, left ahead positive",
     ),
-    FeatureSpec("cadence", "scalar", "steps/min", _LEGS, 100.0, "60 / mean step time"),
-    FeatureSpec("step_time", "scalar", "s", _LEGS, 1.0, "mean time between consecutive heel strikes"),
-    FeatureSpec("step_length", "scalar", "leg", _LEGS, 1.0, "speed x step time: progression per step"),
-    FeatureSpec("speed", "scalar", "leg/s", _LEGS, 1.0, "mid-hip progression (pixels/s) / leg length"),
+    FeatureSpec("cadence", "scalar", "steps/min", _ANKLES, 100.0, "60 / mean step time"),
+    FeatureSpec("step_time", "scalar", "s", _ANKLES, 1.0, "mean time between consecutive heel strikes"),
+    FeatureSpec(
+        "step_length",
+        "scalar",
+        "leg",
+        ("left_hip", "right_hip") + _ANKLES,
+        1.0,
+        "speed x step time: progression per step",
+    ),
+    FeatureSpec(
+        "speed", "scalar", "leg/s", ("left_hip", "right_hip"), 1.0, "mid-hip progression (pixels/s) / leg length"
+    ),
     # per stride: the strides come from the heel strikes, i.e. from both legs
-    FeatureSpec("knee_rom_left", "scalar", "deg", _LEGS, 90.0, "max - min left knee flexion per stride"),
-    FeatureSpec("knee_rom_right", "scalar", "deg", _LEGS, 90.0, "max - min right knee flexion per stride"),
-    FeatureSpec("knee_peak_extension_left", "scalar", "deg", _LEGS, 90.0, "min left knee flexion per stride"),
-    FeatureSpec("knee_peak_extension_right", "scalar", "deg", _LEGS, 90.0, "min right knee flexion per stride"),
+    FeatureSpec(
+        "knee_rom_left", "scalar", "deg", _LEG_L + ("right_ankle",), 90.0, "max - min left knee flexion per stride"
+    ),
+    FeatureSpec(
+        "knee_rom_right", "scalar", "deg", _LEG_R + ("left_ankle",), 90.0, "max - min right knee flexion per stride"
+    ),
+    FeatureSpec(
+        "knee_peak_extension_left", "scalar", "deg", _LEG_L + ("right_ankle",), 90.0, "min left knee flexion per stride"
+    ),
+    FeatureSpec(
+        "knee_peak_extension_right",
+        "scalar",
+        "deg",
+        _LEG_R + ("left_ankle",),
+        90.0,
+        "min right knee flexion per stride",
+    ),
     FeatureSpec("si_knee_rom", "scalar", "%", _LEGS, 100.0, "symmetry index of the knee ROM"),
-    FeatureSpec("si_step_time", "scalar", "%", _LEGS, 100.0, "symmetry index of left/right step time"),
-    FeatureSpec("si_step_length", "scalar", "%", _LEGS, 100.0, "symmetry index of left/right step length"),
+    FeatureSpec("si_step_time", "scalar", "%", _ANKLES, 100.0, "symmetry index of left/right step time"),
+    FeatureSpec("si_step_length", "scalar", "%", _ANKLES, 100.0, "symmetry index of left/right step length"),
 )
 SPECS: dict[str, FeatureSpec] = {f.name: f for f in FEATURES}
 SERIES_NAMES: tuple[str, ...] = tuple(f.name for f in FEATURES if f.kind == "series")
 SCALAR_NAMES: tuple[str, ...] = tuple(f.name for f in FEATURES if f.kind == "scalar")
 _ANKLE_COLS = (SERIES_NAMES.index("ankle_left"), SERIES_NAMES.index("ankle_right"))
 _DIST_COL = SERIES_NAMES.index("inter_ankle_distance")
-
-
-def select_features(joints: Sequence[str]) -> list[str]:
-    """The features (registry order) whose joints are all among `joints` (COCO-17 names, e.g. Grad-CAM's pick)."""
-    unknown = sorted(set(joints) - set(COCO17.joints))
-    if unknown:
-        raise CpgaitError(f"unknown joint name(s) {unknown}; expected COCO-17 names: {', '.join(COCO17.joints)}")
-    chosen = set(joints)
-    return [f.name for f in FEATURES if set(f.joints) <= chosen]
 
 
 @dataclass(frozen=True)
@@ -507,15 +524,33 @@ def _features(
 def model_inputs(
     pre: Preprocessed, feats: GaitFeatures, series_names: Sequence[str], scalar_names: Sequence[str]
 ) -> dict[str, np.ndarray]:
-    """The model's inputs for one window from its preprocessed keypoints and features (see `window_inputs`)."""
-    s_idx = [_name_index(SERIES_NAMES, n, "series") for n in series_names]
-    c_idx = [_name_index(SCALAR_NAMES, n, "scalar") for n in scalar_names]
+    """The model's inputs for one window from its preprocessed keypoints and features (see `window_inputs`).
+
+    Names of the per-joint bank (`feature_bank`) are computed from the same normalised keypoints and events, only
+    when the model asks for them.
+    """
     body = pre.keypoints[:, :17]
     skeleton = np.where(pre.valid[:, :17, None], body, 0.0).transpose(2, 0, 1)
-    s_scale = np.array([SPECS[SERIES_NAMES[i]].scale for i in s_idx])
-    c_scale = np.array([SPECS[SCALAR_NAMES[i]].scale for i in c_idx])
-    series = feats.series[:, s_idx].T / s_scale[:, None] if s_idx else np.zeros((0, len(body)))
-    scalars = feats.scalars[c_idx] / c_scale if c_idx else np.zeros(0)
+    clinical_s = [n for n in series_names if n in SERIES_NAMES]
+    clinical_c = [n for n in scalar_names if n in SCALAR_NAMES]
+    series = np.zeros((len(series_names), len(body)))
+    scalars = np.zeros(len(scalar_names))
+    s_at = [i for i, n in enumerate(series_names) if n in SERIES_NAMES]
+    c_at = [i for i, n in enumerate(scalar_names) if n in SCALAR_NAMES]
+    if clinical_s:
+        s_idx = [SERIES_NAMES.index(n) for n in clinical_s]
+        series[s_at] = feats.series[:, s_idx].T / np.array([SPECS[n].scale for n in clinical_s])[:, None]
+    if clinical_c:
+        c_idx = [SCALAR_NAMES.index(n) for n in clinical_c]
+        scalars[c_at] = feats.scalars[c_idx] / np.array([SPECS[n].scale for n in clinical_c])
+    bank_s = [n for n in series_names if n not in SERIES_NAMES]
+    bank_c = [n for n in scalar_names if n not in SCALAR_NAMES]
+    if bank_s or bank_c:
+        from cpgait.runtime.gait.feature_bank import bank_inputs  # the bank builds on this module's registry
+
+        b_series, b_scalars = bank_inputs(body[..., :2], feats.events, feats.fps, bank_s, bank_c)
+        series[[i for i, n in enumerate(series_names) if n not in SERIES_NAMES]] = b_series
+        scalars[[i for i, n in enumerate(scalar_names) if n not in SCALAR_NAMES]] = b_scalars
     return {
         "skeleton": np.ascontiguousarray(skeleton, dtype=np.float32),
         "gait_series": np.where(np.isfinite(series), series, 0.0).astype(np.float32),

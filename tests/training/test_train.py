@@ -13,7 +13,9 @@ import torch
 
 from cpgait.cli import main
 from cpgait.export.checkpoint import load_checkpoint
-from cpgait.runtime.gait.features import SCALAR_NAMES, SERIES_NAMES
+from cpgait.runtime.core.layouts import COCO17
+from cpgait.runtime.gait.feature_bank import REGISTRY
+from cpgait.runtime.gait.features import SERIES_NAMES
 from cpgait.training.synth import write_dataset
 from cpgait.training.train import TrainConfig, train
 
@@ -77,9 +79,12 @@ def test_checkpoint_carries_the_contract_and_says_synthetic(checkpoint: Path) ->
     ckpt = load_checkpoint(checkpoint)
     contract = ckpt.contract
     assert (contract.layout, contract.window, contract.fps, contract.streams) == ("coco17_feet", 32, 30.0, "fused")
-    assert contract.series_features == SERIES_NAMES and contract.scalar_features == SCALAR_NAMES
+    # every feature: the clinical ones first, then the per-joint bank (registry order)
+    assert contract.series_features == tuple(f.name for f in REGISTRY if f.kind == "series")
+    assert contract.scalar_features == tuple(f.name for f in REGISTRY if f.kind == "scalar")
+    assert contract.series_features[: len(SERIES_NAMES)] == SERIES_NAMES
     assert contract.synthetic and "SYNTHETIC" in contract.training_data
-    assert {"left_hip", "right_hip", "left_knee", "right_ankle"} <= set(contract.feature_joints)
+    assert set(contract.feature_joints) == set(COCO17.joints)
     split = {name: set(subjects) for name, subjects in ckpt.training["split"].items()}
     assert set(split) == {"train", "val", "test"} and all(split.values())
     assert not (split["train"] & split["test"] or split["train"] & split["val"] or split["val"] & split["test"])
