@@ -97,6 +97,20 @@ def subject_probabilities(
     return ids, mean, label
 
 
+def _resample(n_rows: int, groups: np.ndarray | None, n_boot: int, seed: int) -> np.ndarray:
+    """Bootstrap row indices `[B, rows]`: rows drawn with replacement, or whole groups (a subject's rows from several
+    CV repeats) drawn with replacement; groups must have equal sizes."""
+    rng = np.random.default_rng(seed)
+    if groups is None:
+        return rng.integers(0, n_rows, (n_boot, n_rows))
+    ids, rows = np.unique(groups, return_inverse=True)
+    members = [np.flatnonzero(rows == g) for g in range(len(ids))]
+    if len({len(m) for m in members}) != 1:
+        raise CpgaitError("every subject must have the same number of rows (one per repeat) to be resampled whole")
+    table = np.stack(members)  # [G, R]
+    return table[rng.integers(0, len(ids), (n_boot, len(ids)))].reshape(n_boot, -1)
+
+
 def _confusions(y_true: np.ndarray, y_pred: np.ndarray, classes: int, samples: np.ndarray) -> np.ndarray:
     """Confusion matrices `[B, C, C]` of the bootstrap samples `[B, S]` (indices into the subjects)."""
     cells = y_true[samples] * classes + y_pred[samples]  # [B, S]
@@ -126,13 +140,15 @@ def bootstrap_scores(
     n_boot: int = 2000,
     seed: int = 0,
     level: float = 0.95,
+    groups: np.ndarray | None = None,
 ) -> dict[str, dict[str, float]]:
     """Each metric on the subjects, with a percentile bootstrap interval over subjects: {metric: {value, lo, hi}}
-    (None where undefined)."""
+    (None where undefined). With `groups` (the subject of each row, e.g. one row per CV repeat) whole subjects are
+    resampled."""
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
     if y_true.shape != y_pred.shape or y_true.ndim != 1 or not len(y_true):
         raise CpgaitError(f"labels have shapes {y_true.shape} and {y_pred.shape}; expected two equal 1-D shapes")
-    samples = np.random.default_rng(seed).integers(0, len(y_true), (n_boot, len(y_true)))
+    samples = _resample(len(y_true), groups, n_boot, seed)
     boot = _confusions(y_true, y_pred, classes, samples)
     whole = _confusions(y_true, y_pred, classes, np.arange(len(y_true))[None])[0]
     out = {}
@@ -156,6 +172,7 @@ def paired_difference(
     n_boot: int = 2000,
     seed: int = 0,
     level: float = 0.95,
+    groups: np.ndarray | None = None,
 ) -> dict[str, float]:
     """metric(a) - metric(b) on the same subjects, with a paired bootstrap interval (one resample of subjects
     scores both models), and the share of subjects on which the two disagree in correctness (the discordance)."""
@@ -163,7 +180,7 @@ def paired_difference(
     y_true, pred_a, pred_b = (np.asarray(a) for a in (y_true, pred_a, pred_b))
     if not (y_true.shape == pred_a.shape == pred_b.shape) or not len(y_true):
         raise CpgaitError(f"paired comparison needs equal shapes; got {y_true.shape}, {pred_a.shape}, {pred_b.shape}")
-    samples = np.random.default_rng(seed).integers(0, len(y_true), (n_boot, len(y_true)))
+    samples = _resample(len(y_true), groups, n_boot, seed)
     a = np.array([fn(cm) for cm in _confusions(y_true, pred_a, classes, samples)])
     b = np.array([fn(cm) for cm in _confusions(y_true, pred_b, classes, samples)])
     whole = np.arange(len(y_true))[None]

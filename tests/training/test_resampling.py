@@ -80,3 +80,16 @@ def test_sample_size_for_a_paired_five_point_gain() -> None:
     assert subjects_for_paired_accuracy(0.05, 0.10) < subjects_for_paired_accuracy(0.05, 0.15)
     with pytest.raises(CpgaitError):
         subjects_for_paired_accuracy(0.2, 0.1)
+
+
+def test_grouped_bootstrap_resamples_whole_subjects() -> None:
+    rng = np.random.default_rng(2)
+    subjects = np.repeat([f"s{i}" for i in range(50)], 2)  # two CV repeats per subject
+    y = np.repeat(rng.integers(0, 4, 50), 2)
+    pred = np.where(rng.random(100) < 0.7, y, (y + 1) % 4)
+    grouped = bootstrap_scores(y, pred, 4, groups=subjects, n_boot=500)
+    flat = bootstrap_scores(y, pred, 4, n_boot=500)
+    assert grouped["accuracy"]["value"] == flat["accuracy"]["value"]
+    assert grouped["accuracy"]["lo"] <= grouped["accuracy"]["value"] <= grouped["accuracy"]["hi"]
+    with pytest.raises(CpgaitError, match="same number of rows"):
+        bootstrap_scores(y[:-1], pred[:-1], 4, groups=subjects[:-1])
