@@ -17,7 +17,7 @@ from cpgait.runtime.core.layouts import COCO17
 from cpgait.runtime.gait.feature_bank import REGISTRY
 from cpgait.runtime.gait.features import SERIES_NAMES
 from cpgait.training.synth import write_dataset
-from cpgait.training.train import TrainConfig, train
+from cpgait.training.train import TrainConfig, file_sha256, train
 
 TINY = dict(window=32, stride=16, epochs=3, batch_size=16, width=0.05, embed_dim=8, patience=10)
 TINY_ARGS = ["--window", "32", "--stride", "16", "--batch-size", "16", "--width", "0.05", "--device", "cpu"]
@@ -125,6 +125,9 @@ def test_evaluate_and_explain_write_their_reports(
     assert report["recordings"]["n"] == 24
     assert (tmp_path / "eval" / "confusion.png").stat().st_size > 0
     assert "macro-F1" in text and "kappa" in text
+    assert report["subjects"]["n"] == len(report["per_subject"]) and "95 % bootstrap intervals" in text
+    ci = report["subject_intervals"]["accuracy"]
+    assert ci["lo"] <= ci["value"] == report["subjects"]["accuracy"] <= ci["hi"]
 
     code, text = _cli(
         monkeypatch,
@@ -136,12 +139,15 @@ def test_evaluate_and_explain_write_their_reports(
         "all",
         "--out",
         str(tmp_path / "explain"),
+        "--layer",
+        "2",
         "--device",
         "cpu",
     )
     assert code == 0, text
     ranking = json.loads((tmp_path / "explain" / "joint_ranking.json").read_text())
     assert len(ranking["joints"]) == 17 and ranking["synthetic"] is True
+    assert ranking["layer"] == 2 and ranking["model_sha256"] == file_sha256(checkpoint)
     values = [j["importance"] for j in ranking["joints"]]
     assert values == sorted(values, reverse=True) and values[0] == 1.0
     assert (tmp_path / "explain" / "joint_importance.png").stat().st_size > 0
@@ -158,13 +164,16 @@ def test_evaluate_and_explain_write_their_reports(
         "--feature-joints",
         str(tmp_path / "explain" / "joint_ranking.json"),
         "--top-k",
-        "17",
+        "3",
         *TINY_ARGS,
     )
     assert code == 0, text
-    assert list(load_checkpoint(tmp_path / "top.pt").training["settings"]["joints"]) == [
-        j["name"] for j in ranking["joints"]
-    ]
+    top = load_checkpoint(tmp_path / "top.pt")
+    assert list(top.training["settings"]["joints"]) == [j["name"] for j in ranking["joints"][:3]]
+    # the study's order: the ST-GCN starts from the explained checkpoint, identified by its hash
+    assert top.training["init_skeleton_sha256"] == ranking["model_sha256"]
+    assert top.training["feature_ranking"]["top_k"] == 3
+    assert set(top.contract.feature_joints) <= {j["name"] for j in ranking["joints"][:3]}
 
 
 def _relabelled(data: Path, out: Path, label: int) -> Path:
