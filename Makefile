@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test model paper-table bench clean
+.PHONY: venv demo test lint typecheck model paper-table bench clean
 
 venv: $(STAMP)
 
@@ -32,6 +32,20 @@ demo: $(STAMP) $(DEMO_CLIP)
 
 test: $(STAMP) $(DEMO_CLIP)
 	$(BIN)/python -m pytest -q
+
+# Lint and format check (ruff) over the whole repository; .ci/run runs it before the tests.
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+# mypy over the package as it is imported (cpgait.runtime, cpgait.export, ...): pyproject maps root folders to
+# sub-packages (package-dir), which mypy does not follow, so it checks a tree of links with that shape.
+TYPECHECK := .cache/typecheck/cpgait
+typecheck: $(STAMP)
+	rm -rf .cache/typecheck && mkdir -p $(TYPECHECK)
+	for f in cpgait/*; do case $$f in *__pycache__*) ;; *) ln -s ../../../$$f $(TYPECHECK)/;; esac; done
+	for d in runtime calibration export training bench; do ln -s ../../../$$d $(TYPECHECK)/$$d; done
+	$(BIN)/mypy
 
 # The reference model (SYNTHETIC training data): synth -> train (fused, every gait feature) -> evaluate on its held-out
 # subjects -> Grad-CAM -> ONNX (+ FP16 variant) -> INT8 Q/DQ calibrated on the training set -> gate on a second,

@@ -1,45 +1,48 @@
-"""The backends `cpgait-bench model` can time, which model file each needs, and why one cannot run here.
+"""The targets `cpgait-bench model` can time: a registry backend on one model artefact at one precision.
 
-A backend that cannot run is reported as skipped with its reason (no GPU, no onnxruntime-gpu, no TensorRT, no
-such model file), never silently dropped. Each GPU backend's speed-up is taken against PyTorch eager on the same
-device ("torch-cuda"), each CPU backend's against PyTorch eager on the CPU ("torch").
+A target that cannot run is reported as skipped with its reason (the backend registry's: no GPU, no
+onnxruntime-gpu, no TensorRT; or no such model file), never silently dropped. Each GPU target's speed-up is taken
+against PyTorch eager on the same device ("torch-cuda"), each CPU target's against PyTorch eager on the CPU
+("torch").
 """
 
 from __future__ import annotations
 
-import ctypes
 import importlib.util
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from cpgait.errors import CpgaitError
-from cpgait.runtime.backends.runners import Runner
+from cpgait.export.backends import BACKENDS
+from cpgait.runtime.backends.runner import Runner
 
 ARTEFACTS = ("checkpoint", "onnx", "int8", "fp16")
 
 
 @dataclass(frozen=True)
-class Backend:
-    """One way to run the model: the artefact it needs, the device, and the PyTorch baseline it is compared with."""
+class Target:
+    """One timed configuration: a registry backend (`runtime`) on one artefact at one precision, and the PyTorch
+    baseline it is compared with. Device and thread use come from the registry's backend."""
 
     name: str
     artefact: str
-    device: str
     baseline: str
-    runtime: str  # the backend name `make_runner` / `TorchRunner` understands
+    runtime: str  # a name in cpgait.export.backends.BACKENDS
     precision: str = "fp32"
-    requires: tuple[str, ...] = ()  # keys of _REQUIREMENTS, checked in order
-    threaded: bool = False  # takes the benchmark's intra-op thread count
 
     def __post_init__(self) -> None:
         if self.artefact not in ARTEFACTS:
-            raise ValueError(f"backend {self.name}: artefact {self.artefact!r}; expected one of {ARTEFACTS}")
-        if self.device not in ("cpu", "cuda"):
-            raise ValueError(f"backend {self.name}: device {self.device!r}; expected 'cpu' or 'cuda'")
-        unknown = set(self.requires) - set(_REQUIREMENTS)
-        if unknown:
-            raise ValueError(f"backend {self.name}: unknown requirement(s) {sorted(unknown)}")
+            raise ValueError(f"target {self.name}: artefact {self.artefact!r}; expected one of {ARTEFACTS}")
+        BACKENDS.get(self.runtime)
+
+    @property
+    def device(self) -> str:
+        return BACKENDS.get(self.runtime).device
+
+    @property
+    def threaded(self) -> bool:
+        return BACKENDS.get(self.runtime).threaded
 
 
 @dataclass(frozen=True)
@@ -62,7 +65,10 @@ REFERENCE = "reference"
 
 
 def _package_dir(package: str) -> Path:
-    return Path(importlib.util.find_spec(package).submodule_search_locations[0])
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise CpgaitError(f"package {package} is not installed")
+    return Path(spec.submodule_search_locations[0])
 
 
 def _stem(path: Path) -> str:
@@ -98,7 +104,9 @@ def find_model_files(
             int8=runtime_assets / "reference.int8.onnx",
             fp16=runtime_assets / "reference.fp16.onnx",
         )
-        if not found["onnx"].is_file() and not found["checkpoint"].is_file():
+        onnx_file, checkpoint_file = found["onnx"], found["checkpoint"]
+        assert onnx_file is not None and checkpoint_file is not None  # set just above
+        if not onnx_file.is_file() and not checkpoint_file.is_file():
             raise CpgaitError(
                 f"the reference model is not built: neither {found['checkpoint']} nor {found['onnx']} "
                 f"exists (`make model` makes them)"
@@ -131,53 +139,6 @@ def find_model_files(
     return ModelFiles(**found)
 
 
-def cuda_unavailable() -> str | None:
-    """Why no CUDA device can be used here, or None when the driver reports at least one (no torch needed)."""
-    for lib_name in ("libcuda.so.1", "libcuda.so", "nvcuda.dll"):
-        try:
-            lib = ctypes.CDLL(lib_name)
-            break
-        except OSError:
-            continue
-    else:
-        return "no CUDA GPU (no NVIDIA driver: libcuda not found)"
-    if lib.cuInit(0) != 0:
-        return "no CUDA GPU (the NVIDIA driver found no usable device)"
-    count = ctypes.c_int(0)
-    if lib.cuDeviceGetCount(ctypes.byref(count)) != 0 or count.value < 1:
-        return "no CUDA GPU (the NVIDIA driver reports 0 devices)"
-    return None
-
-
-def _ort_cuda_unavailable() -> str | None:
-    import onnxruntime as ort
-
-    providers = ort.get_available_providers()
-    if "CUDAExecutionProvider" not in providers:
-        return (
-            f"onnxruntime-gpu is not installed (onnxruntime {ort.__version__} offers "
-            f"{', '.join(p.replace('ExecutionProvider', '') for p in providers)})"
-        )
-    return None
-
-
-def _module_missing(module: str, why: str) -> Callable[[], str | None]:
-    return lambda: None if importlib.util.find_spec(module) is not None else f"{module} is not installed ({why})"
-
-
-def _torch_cuda_unavailable() -> str | None:
-    import torch
-
-    return None if torch.cuda.is_available() else f"torch {torch.__version__} has no CUDA device or build"
-
-
-_REQUIREMENTS: dict[str, Callable[[], str | None]] = {
-    "cuda": cuda_unavailable,
-    "torch": _module_missing("torch", "the PyTorch baseline needs the export extra"),
-    "torch-cuda": _torch_cuda_unavailable,
-    "ort-cuda": _ort_cuda_unavailable,
-    "tensorrt": _module_missing("tensorrt", "TensorRT comes with JetPack, or from NVIDIA's pip index"),
-}
 _ARTEFACT_HINTS = {
     "checkpoint": "checkpoint (X.pt; --checkpoint)",
     "onnx": "FP32 ONNX (X.onnx; --onnx)",
@@ -186,65 +147,60 @@ _ARTEFACT_HINTS = {
 }
 
 
-BACKENDS: dict[str, Backend] = {
-    b.name: b
-    for b in (
-        Backend("torch", "checkpoint", "cpu", "torch", "torch", requires=("torch",), threaded=True),
-        Backend("ort-cpu", "onnx", "cpu", "torch", "ort-cpu", threaded=True),
-        Backend("ort-int8", "int8", "cpu", "torch", "ort-cpu", "int8", threaded=True),
-        Backend(
-            "torch-cuda", "checkpoint", "cuda", "torch-cuda", "torch-cuda", requires=("cuda", "torch", "torch-cuda")
-        ),
-        Backend("ort-cuda", "onnx", "cuda", "torch-cuda", "ort-cuda", requires=("cuda", "ort-cuda")),
-        Backend("ort-cuda-fp16", "fp16", "cuda", "torch-cuda", "ort-cuda", "fp16", requires=("cuda", "ort-cuda")),
-        Backend("trt-fp32", "onnx", "cuda", "torch-cuda", "trt", "fp32", requires=("cuda", "tensorrt")),
-        Backend("trt-fp16", "onnx", "cuda", "torch-cuda", "trt", "fp16", requires=("cuda", "tensorrt")),
-        Backend("trt-int8", "int8", "cuda", "torch-cuda", "trt", "int8", requires=("cuda", "tensorrt")),
+TARGETS: dict[str, Target] = {
+    t.name: t
+    for t in (
+        Target("torch", "checkpoint", "torch", "torch"),
+        Target("ort-cpu", "onnx", "torch", "ort-cpu"),
+        Target("ort-int8", "int8", "torch", "ort-cpu", "int8"),
+        Target("torch-cuda", "checkpoint", "torch-cuda", "torch-cuda"),
+        Target("ort-cuda", "onnx", "torch-cuda", "ort-cuda"),
+        Target("ort-cuda-fp16", "fp16", "torch-cuda", "ort-cuda", "fp16"),
+        Target("trt-fp32", "onnx", "torch-cuda", "trt", "fp32"),
+        Target("trt-fp16", "onnx", "torch-cuda", "trt", "fp16"),
+        Target("trt-int8", "int8", "torch-cuda", "trt", "int8"),
     )
 }
 
 
-def parse_backends(text: str) -> list[Backend]:
-    """`ort-cpu,torch` -> backends, in the order given; unknown names are a user error naming the known ones."""
+def parse_backends(text: str) -> list[Target]:
+    """`ort-cpu,torch` -> targets, in the order given; unknown names are a user error naming the known ones."""
     names = [n.strip() for n in text.split(",") if n.strip()]
     if not names:
-        raise CpgaitError("--backend is empty; expected a comma-separated list of: " + ", ".join(BACKENDS))
-    unknown = [n for n in names if n not in BACKENDS]
+        raise CpgaitError("--backend is empty; expected a comma-separated list of: " + ", ".join(TARGETS))
+    unknown = [n for n in names if n not in TARGETS]
     if unknown:
-        raise CpgaitError(f"--backend {', '.join(unknown)}: unknown backend; expected any of {', '.join(BACKENDS)}")
-    return [BACKENDS[n] for n in dict.fromkeys(names)]
+        raise CpgaitError(f"--backend {', '.join(unknown)}: unknown backend; expected any of {', '.join(TARGETS)}")
+    return [TARGETS[n] for n in dict.fromkeys(names)]
 
 
-def unavailable(backend: Backend, files: ModelFiles) -> str | None:
-    """Every reason `backend` cannot run here with these files, joined; None when it can."""
-    reasons = [] if files.get(backend.artefact) is not None else [f"no {_ARTEFACT_HINTS[backend.artefact]}"]
-    for need in backend.requires:
-        reason = _REQUIREMENTS[need]()
-        if reason:
-            reasons.append(reason)
-            if need == "torch":  # the torch-cuda check needs torch itself
-                break
+def unavailable(target: Target, files: ModelFiles) -> str | None:
+    """Every reason `target` cannot run here with these files (missing artefact, the backend's own), joined."""
+    reasons = [] if files.get(target.artefact) is not None else [f"no {_ARTEFACT_HINTS[target.artefact]}"]
+    reason = BACKENDS.unavailable_reason(target.runtime)
+    if reason:
+        reasons.append(reason)
     return "; ".join(reasons) if reasons else None
 
 
 def make_backend_runner(
-    backend: Backend, files: ModelFiles, threads: int, batches: Sequence[int], engine_dir: Path
+    backend: Target, files: ModelFiles, threads: int, batches: Sequence[int], engine_dir: Path
 ) -> Runner:
-    """The runner for `backend` (not yet active), through `make_runner`; TensorRT engines are built first
+    """The runner for `backend` (not yet active), from the registry; TensorRT engines are built first
     (or reused from `engine_dir`) with a batch profile spanning `batches`."""
-    from cpgait.runtime.backends.runners import make_runner
-
     path = files.get(backend.artefact)
+    if path is None:
+        raise CpgaitError(f"{backend.name}: no {_ARTEFACT_HINTS[backend.artefact]}")
     if backend.runtime == "trt":
         from cpgait.runtime.backends.trt_engine import Profile, build_engine
 
         profile = Profile(min(batches), min(batches), max(batches))
         path = build_engine(path, backend.precision, profile, engine_dir)
     options = {"threads": threads} if backend.threaded else {}
-    return make_runner(path, backend.runtime, **options)
+    return BACKENDS.make_runner(path, backend.runtime, **options)
 
 
-def synchronizer(backend: Backend, runner: Runner) -> Callable[[], None] | None:
+def synchronizer(backend: Target, runner: Runner) -> Callable[[], None] | None:
     """What to call inside the timed region so a sample ends when the device has finished (None on the CPU)."""
     if backend.device == "cpu":
         return None

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 
+from cpgait.bench.backends import TARGETS
 from cpgait.errors import CpgaitError
 
 app = typer.Typer(
@@ -53,7 +54,7 @@ def features(
         write_json(report, json_out, overwrite)
 
 
-_ALL_BACKENDS = "torch,ort-cpu,ort-int8,torch-cuda,ort-cuda,ort-cuda-fp16,trt-fp32,trt-fp16,trt-int8"
+_ALL_BACKENDS = ",".join(TARGETS)
 _OUT = dict(
     json_out=typer.Option(None, "--json", help="Write the schema-versioned JSON report here."),
     md=typer.Option(None, "--md", help="Write the markdown table here."),

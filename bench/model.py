@@ -17,18 +17,19 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from cpgait.bench.backends import (
-    Backend,
     ModelFiles,
+    Target,
     make_backend_runner,
     synchronizer,
     unavailable,
 )
 from cpgait.bench.environment import CpuMeter, describe
-from cpgait.bench.memory import PeakMemory
+from cpgait.bench.memory import MemoryWindow, PeakMemory
 from cpgait.bench.results import SCHEMA_VERSION, BackendResult
 from cpgait.bench.timing import Budget, LatencyStats, fix_threads, measure, percentiles_ms
 from cpgait.errors import CpgaitError
-from cpgait.runtime.backends.runners import Runner, TensorSpec
+from cpgait.runtime.backends.runner import Runner
+from cpgait.runtime.core.tensors import TensorSpec
 
 if TYPE_CHECKING:
     from cpgait.runtime.data.windows import WindowSet
@@ -62,7 +63,7 @@ def make_feed(
     rng = np.random.default_rng(seed)
     feed = {}
     for spec in specs:
-        shape = (batch, *spec.shape[1:])
+        shape = (batch, *(d or 1 for d in spec.shape[1:]))  # only the batch axis is dynamic in cpgait's models
         if np.issubdtype(spec.dtype, np.floating):
             feed[spec.name] = rng.standard_normal(shape).astype(spec.dtype)
         else:
@@ -70,7 +71,7 @@ def make_feed(
     return feed
 
 
-def _cuda_peak(backend: Backend) -> tuple[Callable[[], None], Callable[[], float]] | None:
+def _cuda_peak(backend: Target) -> tuple[Callable[[], None], Callable[[], float]] | None:
     """Reset / read torch's CUDA max-allocated counter for the PyTorch CUDA backend (other backends: None)."""
     if backend.runtime != "torch-cuda":
         return None
@@ -80,7 +81,7 @@ def _cuda_peak(backend: Backend) -> tuple[Callable[[], None], Callable[[], float
 
 
 def _skipped(
-    backend: Backend, batch: int, reason: str, status: str = "skipped", threads: int | None = None
+    backend: Target, batch: int, reason: str, status: str = "skipped", threads: int | None = None
 ) -> BackendResult:
     return BackendResult(
         backend.name, backend.device, batch, status, threads=threads, reason=reason, baseline=backend.baseline
@@ -91,7 +92,7 @@ def _skipped(
 class Loaded:
     """An active runner, its thread count (None for GPU backends) and the RSS its loading added."""
 
-    backend: Backend
+    backend: Target
     threads: int | None
     runner: Runner
     load_mb: float
@@ -102,7 +103,7 @@ Key = tuple[str, "int | None", int]  # backend, threads, batch
 
 def run_model_bench(
     files: ModelFiles,
-    backends: Sequence[Backend],
+    backends: Sequence[Target],
     batches: Sequence[int],
     budget: Budget,
     threads: Sequence[int],
@@ -159,7 +160,7 @@ def run_model_bench(
 
 
 def _load(
-    backends: Sequence[Backend],
+    backends: Sequence[Target],
     files: ModelFiles,
     threads: Sequence[int],
     batches: Sequence[int],
@@ -205,7 +206,10 @@ def _measure_batch(
 ) -> dict[Key, BackendResult]:
     """Time every loaded runner at `batch` in interleaved rounds (the order rotates each round)."""
     out: dict[Key, BackendResult] = {}
-    feeds, samples, peaks, cuda_peaks = {}, {}, {}, {}
+    feeds: dict[Key, dict[str, np.ndarray]] = {}
+    samples: dict[Key, list[np.ndarray]] = {}
+    peaks: dict[Key, list[MemoryWindow]] = {}
+    cuda_peaks: dict[Key, float] = {}
     for entry in loaded:
         key = (entry.backend.name, entry.threads, batch)
         reason = batch_unsupported(entry.runner.input_specs(), batch)
@@ -265,11 +269,11 @@ def _measure_batch(
 def _with_speedups(results: list[BackendResult]) -> list[BackendResult]:
     """Each measured result gets p50(baseline) / p50(result) at the same batch and thread count; None where the
     baseline was not measured."""
-    p50 = {(r.backend, r.threads, r.batch): r.latency.p50_ms for r in results if r.status == "ok"}
+    p50 = {(r.backend, r.threads, r.batch): r.latency.p50_ms for r in results if r.latency is not None}
     out = []
     for r in results:
-        base = p50.get((r.baseline, r.threads, r.batch))
-        speedup = round(base / r.latency.p50_ms, 3) if r.status == "ok" and base else None
+        base = p50.get((r.baseline or "", r.threads, r.batch))
+        speedup = round(base / r.latency.p50_ms, 3) if r.latency is not None and r.status == "ok" and base else None
         out.append(replace(r, speedup=speedup))
     return out
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -26,6 +27,10 @@ from cpgait.bench.environment import CpuMeter, describe
 from cpgait.bench.results import SCHEMA_VERSION, StageResult
 from cpgait.bench.timing import LatencyStats, default_threads, percentiles_ms
 from cpgait.errors import CpgaitError
+from cpgait.runtime.backends.registry import RUNTIME_BACKENDS
+
+if TYPE_CHECKING:
+    from cpgait.runtime.live.pipeline import FrameReport
 
 # Per-frame stages of the pipeline's timings, in pipeline order ("pose" is the sum of the pose_* stages and
 # "latency" is the end-to-end figure, so neither is a stage of its own here)
@@ -41,7 +46,6 @@ STAGES = (
     "classifier",
     "drawing",
 )
-PIPELINE_BACKENDS = ("ort-cpu", "ort-cuda", "trt")
 WARMUP_FRAMES = 5  # results left out of the steady-state frames/s
 WARMUP_CALLS = 3  # untimed pose calls on the first frame before the pose-only pass
 
@@ -67,7 +71,7 @@ def _pose_only_pass(source: str, pose_name: str, backend: str, frames: int | Non
     (after warming the pose model up on the first frame), the bound in frames/s and the frame count."""
     from cpgait.runtime.live.capture import open_source
     from cpgait.runtime.live.subject import SubjectPose
-    from cpgait.runtime.pose.interface import load_pose_model
+    from cpgait.runtime.pose.catalog import load_pose_model
 
     pose = load_pose_model(pose_name, backend)
     per_frame: list[int] = []
@@ -97,12 +101,12 @@ def run_pipeline_bench(
     progress: Callable[[str], None] = lambda message: None,
 ) -> dict:
     """Both passes over SOURCE; returns the report (schema kind "pipeline")."""
-    if backend not in PIPELINE_BACKENDS:
-        raise CpgaitError(f"--backend {backend!r}; the pipeline runs on one of {', '.join(PIPELINE_BACKENDS)}")
+    if backend not in RUNTIME_BACKENDS:
+        raise CpgaitError(f"--backend {backend!r}; the pipeline runs on one of {', '.join(RUNTIME_BACKENDS.names())}")
     if frames is not None and frames < 1:
         raise CpgaitError(f"--frames {frames}: expected at least 1")
     classifier = _classifier_path(model)
-    from cpgait.runtime.live.pipeline import RunOptions, run_live
+    from cpgait.runtime.app.run import RunOptions, run_live
 
     environment = describe()
 
@@ -113,11 +117,13 @@ def run_pipeline_bench(
     rows: list[dict[str, int]] = []
     arrivals: list[int] = []
 
-    def record(report: object, picture: object) -> None:
+    def record(report: FrameReport, picture: np.ndarray | None) -> None:
         arrivals.append(time.perf_counter_ns())
         rows.append(dict(report.timings_ns))
 
-    options = RunOptions(str(source), str(classifier), pose, backend, paced=live, max_frames=frames)
+    options = RunOptions(
+        source=str(source), model=str(classifier), pose=pose, backend=backend, paced=live, max_frames=frames
+    )
     with CpuMeter() as cpu:
         summary, _ = run_live(options, on_report=record)
     if not rows:

@@ -9,19 +9,18 @@ TensorRT Q/DQ rule check runs too and any violation fails the gate.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from cpgait.errors import CpgaitError
-from cpgait.runtime.backends.runners import Runner
+from cpgait.runtime.backends.runner import Runner
 from cpgait.runtime.core.contract import ModelContract
 from cpgait.runtime.data.windows import WindowSet
 
 GATE_FORMAT = "cpgait.gate/1"
-# File suffix -> runner backend (see cpgait.runtime.backends.runners.BACKENDS).
-SUFFIX_BACKENDS = {".pt": "torch", ".pth": "torch", ".onnx": "ort-cpu", ".plan": "trt", ".engine": "trt"}
 
 
 @dataclass(frozen=True)
@@ -96,10 +95,19 @@ class GateReport:
         return data
 
 
-def logits(runner: Runner, windows: WindowSet, batch: int = 32) -> np.ndarray:
-    """Run every window through `runner` (batched) and stack the logits."""
+def runner_contract(runner: Runner, where: str) -> ModelContract:
+    """The model contract the runner's file carries (activates the runner); a file without one is a user error."""
+    runner.activate()
+    if runner.contract is None:
+        raise CpgaitError(f"{where}: has no cpgait model contract; export it with `cpgait export`")
+    return runner.contract
+
+
+def logits(runner: Runner, windows: WindowSet, batch: int = 32, where: str = "model") -> np.ndarray:
+    """Run every window through `runner` (batched) and stack the logits (the contract's output)."""
     with runner:
-        return np.concatenate([runner.infer(feed)["logits"] for feed in windows.batches(batch)]).astype(np.float32)
+        name = runner_contract(runner, where).output_name
+        return np.concatenate([runner.infer(feed)[name] for feed in windows.batches(batch)]).astype(np.float32)
 
 
 def compare(
@@ -140,27 +148,6 @@ def compare(
     )
 
 
-def artefact_contract(path: str | Path) -> ModelContract:
-    """The model contract a checkpoint, ONNX file or engine carries (each names itself in errors)."""
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in SUFFIX_BACKENDS:
-        raise CpgaitError(f"{path}: unknown model file type; expected one of {', '.join(SUFFIX_BACKENDS)}")
-    if not path.is_file():
-        raise CpgaitError(f"{path}: no such model file")
-    if suffix == ".onnx":
-        return ModelContract.from_onnx(path)
-    if SUFFIX_BACKENDS[suffix] == "trt":
-        from cpgait.runtime.backends.trt_engine import read_sidecar
-
-        return ModelContract.from_dict(read_sidecar(path)[1], str(path))
-    try:
-        from cpgait.export.checkpoint import load_checkpoint
-    except ImportError:
-        raise CpgaitError(f"{path}: reading a checkpoint needs torch (the `export` extra)") from None
-    return load_checkpoint(path).contract
-
-
 def qdq_problems(path: str | Path) -> list[str] | None:
     """TensorRT Q/DQ rule violations of an ONNX file, or None when it is not a Q/DQ model."""
     from cpgait.calibration.qdq_rules import check_qdq_model
@@ -171,16 +158,23 @@ def qdq_problems(path: str | Path) -> list[str] | None:
     return list(report.violations) if report.is_qdq else None
 
 
-def verify(a: str | Path, b: str | Path, windows_of, thresholds: Thresholds = Thresholds()) -> GateReport:
-    """Compare two model files on windows from `windows_of(contract)`; both must carry the same contract."""
-    from cpgait.runtime.backends.runners import make_runner
+def verify(
+    a: str | Path,
+    b: str | Path,
+    runner_of: Callable[[Path], Runner],
+    windows_of: Callable[[ModelContract], WindowSet],
+    thresholds: Thresholds = Thresholds(),
+) -> GateReport:
+    """Compare two model files on windows from `windows_of(contract)`; both must carry the same contract.
 
-    contract_a, contract_b = artefact_contract(a), artefact_contract(b)
+    `runner_of(path)` builds each file's runner (the caller picks the backend, e.g. the PyTorch runner for a
+    checkpoint, so this module needs no torch).
+    """
+    runner_a, runner_b = runner_of(Path(a)), runner_of(Path(b))
+    contract_a, contract_b = runner_contract(runner_a, str(a)), runner_contract(runner_b, str(b))
     contract_a.require_same(contract_b, f"{b} (compared with {a})")
     windows = windows_of(contract_a)
-    outputs = []
-    for path in (a, b):
-        outputs.append(logits(make_runner(path, SUFFIX_BACKENDS[Path(path).suffix.lower()]), windows))
+    outputs = [logits(runner, windows, where=str(path)) for runner, path in ((runner_a, a), (runner_b, b))]
     violations = {str(p): v for p in (a, b) if (v := qdq_problems(p))}
     return compare(str(a), str(b), outputs[0], outputs[1], windows, contract_a.class_names, thresholds, violations)
 

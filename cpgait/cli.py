@@ -12,6 +12,10 @@ import typer
 
 from cpgait import __version__
 from cpgait.errors import CpgaitError
+from cpgait.runtime.backends.registry import RUNTIME_BACKENDS
+
+# The backends the kiosk verbs take, from the one registry (listing them imports neither torch nor tensorrt).
+_RUNTIME_BACKENDS = ", ".join(RUNTIME_BACKENDS.names())
 
 app = typer.Typer(
     name="cpgait",
@@ -158,7 +162,7 @@ def run_command(
     ),
     model: str = typer.Option(..., "--model", help="The classifier: an ONNX file carrying its model contract."),
     pose: str = typer.Option("blazepose", "--pose", help="Pose model: blazepose (33 points with feet) or movenet."),
-    backend: str = typer.Option("ort-cpu", "--backend", help="Classifier backend: ort-cpu, ort-cuda, trt, ..."),
+    backend: str = typer.Option("ort-cpu", "--backend", help=f"Classifier backend: {_RUNTIME_BACKENDS}."),
     pose_backend: str = typer.Option(None, "--pose-backend", help="Pose model backend (default: --backend)."),
     show: bool = typer.Option(False, "--show/--headless", help="Show the overlay in a window (q quits)."),
     out: str = typer.Option(None, "--out", help="Write the overlay video here (.mp4)."),
@@ -175,10 +179,22 @@ def run_command(
     ),
 ) -> None:
     """Camera or video -> pose -> walking subject -> gait features -> severity estimate, live."""
-    from cpgait.runtime.live.pipeline import RunOptions, format_summary, run_live
+    from cpgait.runtime.app.run import RunOptions, format_summary, run_live
 
     options = RunOptions(
-        source, model, pose, backend, pose_backend, show, out, events, overwrite, paced, stride, max_frames, record
+        source=source,
+        model=model,
+        pose=pose,
+        backend=backend,
+        pose_backend=pose_backend,
+        show=show,
+        out=out,
+        events=events,
+        overwrite=overwrite,
+        paced=paced,
+        stride=stride,
+        max_frames=max_frames,
+        record=record,
     )
     summary, contract = run_live(options)
     typer.echo(format_summary(summary, contract, source))
@@ -192,13 +208,13 @@ def pose_command(
     video: str = typer.Argument(..., help="A recording of one child walking (side view)."),
     out: str = typer.Option(..., "-o", "--out", help="The sequence file to write (.npz)."),
     pose: str = typer.Option("blazepose", "--pose", help="Pose model: blazepose (33 points with feet) or movenet."),
-    backend: str = typer.Option("ort-cpu", "--backend", help="Pose model backend: ort-cpu, ort-cuda, trt, ..."),
+    backend: str = typer.Option("ort-cpu", "--backend", help=f"Pose model backend: {_RUNTIME_BACKENDS}."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUT if it exists."),
 ) -> None:
     """Video -> the walking subject's keypoint sequence (same pose and tracking stages as `cpgait run`)."""
     from cpgait.errors import refuse_overwrite
-    from cpgait.runtime.live.pipeline import record_sequence
-    from cpgait.runtime.pose.interface import load_pose_model
+    from cpgait.runtime.app.record import record_sequence
+    from cpgait.runtime.pose.catalog import load_pose_model
 
     refuse_overwrite(out, overwrite)
     sequence, summary = record_sequence(video, load_pose_model(pose, backend))
@@ -240,6 +256,9 @@ def calibrate(
     data: str = typer.Option(..., "--data", help="Sequence files (folder or CSV manifest) to calibrate on."),
     out: str = typer.Option(..., "-o", "--out", help="The INT8 Q/DQ ONNX to write (model.int8.onnx)."),
     method: str = typer.Option("minmax", "--method", help="Range calibration: minmax, entropy or percentile."),
+    recipe: str = typer.Option(
+        "ort", "--recipe", help="Q/DQ placement: ort (ONNX Runtime CPU, the kiosk) or tensorrt (for `cpgait build`)."
+    ),
     windows: int = typer.Option(500, "--windows", help="Calibration windows, stratified by class."),
     min_windows: int = typer.Option(100, "--min-windows", help="Refuse to calibrate on fewer windows than this."),
     keep_float: str = typer.Option(
@@ -263,7 +282,7 @@ def calibrate(
         model,
         data,
         out,
-        QuantizeSettings(method=method, keep_float=groups),
+        QuantizeSettings(method=method, keep_float=groups, recipe=recipe),
         windows=windows,
         minimum=min_windows,
         thresholds=Thresholds(min_agreement, max_f1_drop),
@@ -289,18 +308,30 @@ def verify(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace the JSON report if it exists."),
 ) -> None:
     """Accuracy gate: same decisions? Agreement, accuracy, macro-F1, per-class F1, |delta logits|; Q/DQ rule check."""
+    from pathlib import Path
+
     from rich.console import Console
 
     from cpgait.calibration.gate import Thresholds, render, write_json
     from cpgait.calibration.gate import verify as run_gate
+    from cpgait.export.backends import BACKENDS
+    from cpgait.runtime.backends.runner import Runner
     from cpgait.runtime.data.windows import load_windows
 
     if json_out:
         from cpgait.errors import require_writable
 
         require_writable(json_out, overwrite)
+
+    def runner_of(path: Path) -> Runner:
+        return BACKENDS.make_runner(path, BACKENDS.default_for(path))
+
     report = run_gate(
-        a, b, lambda contract: load_windows(data, contract, count=windows), Thresholds(min_agreement, max_f1_drop)
+        a,
+        b,
+        runner_of,
+        lambda contract: load_windows(data, contract, count=windows),
+        Thresholds(min_agreement, max_f1_drop),
     )
     Console().print(render(report))
     if json_out:
@@ -313,27 +344,53 @@ def verify(
 
 @app.command("build")
 def build(
-    model: str = typer.Argument(..., help="ONNX model: FP32, FP16 variant or INT8 Q/DQ."),
+    model: str = typer.Argument(..., help="ONNX model: FP32, FP16 variant, INT8 Q/DQ, or a pose model."),
     precision: str = typer.Option("fp32", "--precision", help="fp32, fp16 or int8."),
     batch: str = typer.Option("1,1,8", "--batch", help="Optimisation profile min,opt,max batch sizes."),
     out: str = typer.Option(None, "--out", help="Engine folder (default: engines/ next to the model)."),
     workspace: int = typer.Option(1024, "--workspace", help="Builder workspace limit in MB."),
-    calib_cache: str = typer.Option(None, "--calib-cache", help="TensorRT 10 implicit INT8: calibration cache."),
-    data: str = typer.Option(None, "--data", help="TensorRT 10 implicit INT8: windows to fill a new cache."),
+    data: str = typer.Option(
+        None, "--data", help="Held-out sequence files: the engine is gated against ONNX Runtime on their windows."
+    ),
+    windows: int = typer.Option(None, "--windows", help="Gate on at most this many windows (default: all)."),
+    min_agreement: float = typer.Option(0.99, "--min-agreement", help="Gate: least top-1 agreement with ONNX Runtime."),
+    max_f1_drop: float = typer.Option(1.0, "--max-f1-drop", help="Gate: largest macro-F1 drop in points."),
+    no_gate: bool = typer.Option(False, "--no-gate", help="Keep the engine without comparing it (not recommended)."),
+    calib_cache: str = typer.Option(
+        None, "--calib-cache", help="TensorRT 10 implicit INT8: calibration cache (keyed to the model and --data)."
+    ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Rebuild even when the cache holds this engine."),
 ) -> None:
-    """Build a TensorRT engine for this GPU (cached by model, precision, profile, GPU and TensorRT version)."""
+    """Build a TensorRT engine for this GPU (cached by model, precision, profile and device) and gate it.
+
+    A classifier's engine is compared with ONNX Runtime running the same ONNX on the --data windows; an engine
+    outside the gate is deleted and the command exits 1. Pose models (no contract) are built but not gated.
+    """
     from pathlib import Path
 
-    from cpgait.runtime.backends.trt_engine import Profile, build_engine
+    from rich.console import Console
+
+    from cpgait.runtime.backends.trt_engine import Profile, build_engine, file_sha256
+    from cpgait.runtime.core.contract import ModelContract
 
     profile = Profile.parse(batch)
-    windows = None
-    if data:
-        from cpgait.runtime.core.contract import ModelContract
+    contract = ModelContract.read_onnx(model)
+    if contract is not None and not data and not no_gate:
+        raise CpgaitError(
+            f"{model}: pass --data with held-out sequence files: every engine is compared with ONNX Runtime "
+            "before it is kept (or --no-gate to skip that check)"
+        )
+    calibrator = None
+    if calib_cache:
+        from cpgait.calibration.trt_calibrator import make_entropy_calibrator
         from cpgait.runtime.data.windows import load_windows
 
-        windows = load_windows(data, ModelContract.from_onnx(model), count=500)
+        calib = load_windows(data, ModelContract.from_onnx(model), count=500) if data else None
+        model_sha = file_sha256(model)
+
+        def calibrator(batch_size: int) -> object:
+            return make_entropy_calibrator(calib, calib_cache, model_sha, batch=batch_size)
+
     folder = out or str(Path(model).parent / "engines")
     path = build_engine(
         model,
@@ -341,11 +398,34 @@ def build(
         profile,
         folder,
         workspace_mb=workspace,
-        calib_cache=calib_cache,
-        calibration_windows=windows,
+        calibrator=calibrator,
         overwrite=overwrite,
+        require_contract=False,
     )
     typer.echo(f"{path} (side-car {Path(path).with_suffix('.json').name})")
+    if contract is None or no_gate:
+        why = "a model without a contract (pose model)" if contract is None else "--no-gate"
+        typer.secho(f"not gated ({why}): compare it with `cpgait verify` before use", fg="yellow", err=True)
+        return
+    from cpgait.calibration.gate import Thresholds, render
+    from cpgait.calibration.gate import verify as run_gate
+    from cpgait.runtime.backends.registry import RUNTIME_BACKENDS
+    from cpgait.runtime.data.windows import load_windows
+
+    report = run_gate(
+        model,
+        path,
+        lambda p: RUNTIME_BACKENDS.make_runner(p, RUNTIME_BACKENDS.default_for(p)),
+        lambda c: load_windows(data, c, count=windows),
+        Thresholds(min_agreement, max_f1_drop),
+    )
+    Console().print(render(report))
+    if not report.ok:
+        for stale in (Path(path).with_suffix(".json"), Path(path)):  # side-car first: no half-kept engine
+            stale.unlink(missing_ok=True)
+        typer.secho(f"gate FAIL ({'; '.join(report.failures)}): {path} was deleted", fg="red", err=True)
+        raise typer.Exit(1)
+    typer.echo("gate PASS")
 
 
 @app.command("synth")
@@ -357,6 +437,12 @@ def synth(
     overwrite: bool = typer.Option(False, "--overwrite", help="Write into OUT even if it already holds sequences."),
     fps: float = typer.Option(30.0, "--fps", help="Frames per second."),
     layout: str = typer.Option("coco17_feet", "--layout", help="coco17_feet (COCO-17 + heels, toes) or coco17."),
+    report: bool = typer.Option(
+        False,
+        "--report",
+        help="Instead of walks, compare a population of N synthetic children with real children with CP: print the "
+        "table and write OUT/population.md and OUT/population.png.",
+    ),
 ) -> None:
     """Write SYNTHETIC side-view walks of children (GMFCS I-IV model) with their true gait parameters."""
     from collections import Counter
@@ -364,6 +450,14 @@ def synth(
 
     from cpgait.runtime.core.sequence import GMFCS_LEVELS
     from cpgait.training.synth import write_dataset
+
+    if report:
+        from cpgait.training.population import write_report
+
+        text, written = write_report(Path(out), n, seed, overwrite=overwrite)
+        typer.echo(text)
+        typer.echo(f"wrote {', '.join(str(p) for p in written)} (SYNTHETIC population vs published real figures)")
+        return
 
     paths = write_dataset(Path(out), n, seed, clean=clean, overwrite=overwrite, fps=fps, layout=layout)
     levels = Counter(p.stem.split("_")[1] for p in paths)

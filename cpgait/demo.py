@@ -47,8 +47,8 @@ def _demo(args: argparse.Namespace) -> int:
     import cv2
 
     from cpgait.errors import CpgaitError
+    from cpgait.runtime.app.run import RunOptions, format_summary, run_live
     from cpgait.runtime.live.overlay import fit_width
-    from cpgait.runtime.live.pipeline import RunOptions, format_summary, run_live
 
     if not args.clip.is_file():
         raise CpgaitError(f"{args.clip}: demo clip missing; `make .cache/demo.mp4` fetches it (sports2d wheel)")

@@ -4,12 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from cpgait.errors import CpgaitError
-from cpgait.runtime.backends.runners import Runner, TensorSpec, contract_input_specs
+from cpgait.runtime.backends.cuda import cuda_unavailable
+from cpgait.runtime.backends.registry import Backend, module_missing
+from cpgait.runtime.backends.runner import Runner
 from cpgait.runtime.core.contract import ModelContract
+
+if TYPE_CHECKING:
+    from torch import nn
 
 
 class TorchRunner(Runner):
@@ -19,7 +25,7 @@ class TorchRunner(Runner):
 
     def __init__(
         self,
-        model: str | Path | object,
+        model: str | Path | nn.Module,
         device: str = "cpu",
         threads: int | None = None,
         contract: ModelContract | None = None,
@@ -46,23 +52,47 @@ class TorchRunner(Runner):
             from cpgait.export.checkpoint import load_checkpoint
 
             checkpoint = load_checkpoint(self.source, expect=self.contract)
-            self.contract = checkpoint.contract
-            self._model = checkpoint.model(self.device)
+            contract = checkpoint.contract
+            self._model: nn.Module | None = checkpoint.model(self.device)
         else:
+            assert self.contract is not None  # checked in __init__
+            contract = self.contract
             self._model = self.source.to(self.device).eval()
-        self._specs = contract_input_specs(self.contract)
-
-    def input_specs(self) -> list[TensorSpec]:
-        self.activate()
-        return self._specs
+        self.contract = contract
+        self._specs = contract.input_specs()
+        self._outputs = [contract.output_name]
 
     def _infer(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         import torch
 
+        assert self._model is not None and self.contract is not None  # set by _activate
         with torch.inference_mode():
             inputs = {k: torch.from_numpy(np.ascontiguousarray(v)).to(self.device) for k, v in feed.items()}
             logits = self._model(**inputs)
-            return {"logits": logits.float().cpu().numpy()}  # the copy to host waits for CUDA
+            return {self.contract.output_name: logits.float().cpu().numpy()}  # the copy to host waits for CUDA
 
     def _deactivate(self) -> None:
         self._model = None
+
+
+def _torch_cuda_unavailable() -> str | None:
+    import torch
+
+    return None if torch.cuda.is_available() else f"torch {torch.__version__} has no CUDA device or build"
+
+
+_TORCH = module_missing("torch", "the PyTorch baseline needs the export extra")
+TORCH_BACKENDS = (
+    Backend(
+        "torch", TorchRunner, "cpu", ("checkpoint",), "PyTorch eager on the CPU", requires=(_TORCH,), threaded=True
+    ),
+    Backend(
+        "torch-cuda",
+        TorchRunner,
+        "cuda",
+        ("checkpoint",),
+        "PyTorch eager on CUDA",
+        options={"device": "cuda"},
+        requires=(cuda_unavailable, _TORCH, _torch_cuda_unavailable),
+    ),
+)

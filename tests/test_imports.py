@@ -26,10 +26,10 @@ def _run_blocked(code: str) -> subprocess.CompletedProcess:
 
 
 RUNTIME_MODULES = sorted(
-    m.name for m in pkgutil.iter_modules(__import__("cpgait.runtime").runtime.__path__, "cpgait.runtime.")
+    m.name for m in pkgutil.walk_packages(__import__("cpgait.runtime").runtime.__path__, "cpgait.runtime.")
 )
 CALIBRATION_MODULES = sorted(
-    m.name for m in pkgutil.iter_modules(__import__("cpgait.calibration").calibration.__path__, "cpgait.calibration.")
+    m.name for m in pkgutil.walk_packages(__import__("cpgait.calibration").calibration.__path__, "cpgait.calibration.")
 )
 
 

@@ -10,10 +10,14 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from typing import TypeVar
+
+import numpy as np
 
 from cpgait import __version__
 from cpgait.errors import CpgaitError
 from cpgait.runtime.core.layouts import get_layout
+from cpgait.runtime.core.tensors import TensorSpec
 
 METADATA_KEY = "cpgait.contract"
 CONTRACT_FORMAT = "cpgait.contract/1"
@@ -21,9 +25,12 @@ STREAMS = ("fused", "skeleton", "gait")
 DEFAULT_CLASSES = ("GMFCS I", "GMFCS II", "GMFCS III", "GMFCS IV")
 
 
-def record_from_dict(cls: type, data: dict, where: str, what: str) -> object:
+RecordT = TypeVar("RecordT")
+
+
+def record_from_dict(cls: type[RecordT], data: dict, where: str, what: str) -> RecordT:
     """A validated dataclass record from a stored dict; unknown or missing fields and bad values name `where`."""
-    unknown = sorted(set(data) - {f.name for f in fields(cls)})
+    unknown = sorted(set(data) - {f.name for f in fields(cls)})  # type: ignore[arg-type]  # cls is a dataclass
     if unknown:
         raise CpgaitError(f"{where}: unknown {what} field(s) {', '.join(unknown)}")
     try:
@@ -47,6 +54,7 @@ class ModelContract:
     normalisation: str = (
         "cpgait.features: gaps interpolated, smoothed, mid-hip centred, leg-length scaled, walking direction normalised"
     )
+    output_name: str = "logits"  # the model's class-logits output `[N, classes]`
     training_data: str = "unknown"
     synthetic: bool = True
     cpgait_version: str = __version__
@@ -76,6 +84,21 @@ class ModelContract:
         gait = ("gait_series", "gait_scalars") if self.streams in ("fused", "gait") else ()
         return skeleton + gait
 
+    @property
+    def default_stride(self) -> int:
+        """Frames between window starts unless a user asks otherwise: a quarter window (training, calibration and
+        the kiosk alike)."""
+        return max(1, self.window // 4)
+
+    def input_specs(self) -> list[TensorSpec]:
+        """The float32 inputs a model with this contract takes, batch dimension dynamic (skeleton is COCO-17)."""
+        shapes = {
+            "skeleton": (None, 3, self.window, 17),
+            "gait_series": (None, len(self.series_features), self.window),
+            "gait_scalars": (None, len(self.scalar_features)),
+        }
+        return [TensorSpec(name, np.dtype(np.float32), shapes[name]) for name in self.input_names]
+
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
 
@@ -94,8 +117,11 @@ class ModelContract:
         return cls.from_dict(data, where)
 
     @classmethod
-    def from_onnx(cls, path: str | Path) -> ModelContract:
-        """Read the contract from an ONNX file's metadata (onnxruntime only; no onnx package needed)."""
+    def read_onnx(cls, path: str | Path) -> ModelContract | None:
+        """The contract in an ONNX file's metadata, or None when it has none (e.g. a pose model).
+
+        Reads with onnxruntime only; no onnx package needed.
+        """
         import onnxruntime as ort
 
         path = Path(path)
@@ -106,11 +132,17 @@ class ModelContract:
         except Exception as exc:  # onnxruntime's own exception types
             raise CpgaitError(f"{path}: not a loadable ONNX model ({exc})") from None
         text = meta.custom_metadata_map.get(METADATA_KEY)
-        if text is None:
+        return None if text is None else cls.from_json(text, str(path))
+
+    @classmethod
+    def from_onnx(cls, path: str | Path) -> ModelContract:
+        """The contract in an ONNX file's metadata; a file without one is a user error."""
+        contract = cls.read_onnx(path)
+        if contract is None:
             raise CpgaitError(
                 f"{path}: has no cpgait model contract (metadata key {METADATA_KEY!r}); export it with `cpgait export`"
             )
-        return cls.from_json(text, str(path))
+        return contract
 
     def mismatches(self, other: ModelContract) -> list[str]:
         """Fields on which two contracts disagree, as 'field: ours vs theirs' (version and data note excluded)."""

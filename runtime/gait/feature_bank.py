@@ -24,7 +24,8 @@ the upward vertical, forward positive (b - a for the edge's order), its mean and
 Per joint where two limb segments meet (elbows, shoulders, hips, knees): series `angle_J` (deg, the angle between
 the two segments, 180 = straight), and scalars `angle_J_mean`, `angle_J_rom`.
 
-Model input = value / scale (the `FeatureSpec.scale`), NaN -> 0, as for the clinical features.
+Model input = value / scale (the `FeatureSpec.scale`), NaN -> 0, and `<name>_known` masks, exactly as for the
+clinical features (`features.model_inputs`).
 """
 
 from __future__ import annotations
@@ -96,8 +97,6 @@ BANK_SERIES: tuple[str, ...] = tuple(f.name for f in BANK if f.kind == "series")
 BANK_SCALARS: tuple[str, ...] = tuple(f.name for f in BANK if f.kind == "scalar")
 REGISTRY: tuple[FeatureSpec, ...] = FEATURES + BANK  # every feature a model can be given: clinical, then the bank
 REGISTRY_SPECS: dict[str, FeatureSpec] = {f.name: f for f in REGISTRY}
-_SERIES_COL = {n: i for i, n in enumerate(BANK_SERIES)}
-_SCALAR_COL = {n: i for i, n in enumerate(BANK_SCALARS)}
 
 
 def select_features(joints: Sequence[str], registry: Sequence[FeatureSpec] = REGISTRY) -> list[str]:
@@ -211,23 +210,3 @@ def bank_values(body: np.ndarray, events: np.ndarray, fps: float) -> tuple[np.nd
         named[f"angle_{j}"], named[f"angle_{j}_mean"], named[f"angle_{j}_rom"] = angle[:, i], mean, spread
     series = np.stack([named[n] for n in BANK_SERIES], axis=1) if BANK_SERIES else np.zeros((len(xy), 0))
     return series, np.array([named[n] for n in BANK_SCALARS], dtype=np.float64)
-
-
-def bank_inputs(
-    body: np.ndarray, events: np.ndarray, fps: float, series_names: Sequence[str], scalar_names: Sequence[str]
-) -> tuple[np.ndarray, np.ndarray]:
-    """The named bank features scaled for the model: series `[len(series_names), T]`, scalars `[len(scalar_names)]`
-    (value / scale, NaN kept; the caller zeroes it with the clinical features)."""
-    for kind, names, known in (("series", series_names, _SERIES_COL), ("scalar", scalar_names, _SCALAR_COL)):
-        unknown = [n for n in names if n not in known]
-        if unknown:
-            raise CpgaitError(
-                f"unknown {kind} feature {unknown[0]!r}; neither a clinical {kind} feature nor one of the "
-                f"{len(known)} per-joint bank {kind} features"
-            )
-    series, scalars = bank_values(body, events, fps)
-    s_idx = [_SERIES_COL[n] for n in series_names]
-    c_idx = [_SCALAR_COL[n] for n in scalar_names]
-    s_scale = np.array([REGISTRY_SPECS[n].scale for n in series_names])
-    c_scale = np.array([REGISTRY_SPECS[n].scale for n in scalar_names])
-    return series[:, s_idx].T / s_scale[:, None], scalars[c_idx] / c_scale

@@ -9,9 +9,8 @@ full-frame memory pass per frame); `fit_width` scales it down for the video file
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -147,7 +146,7 @@ class OverlayVideo:
         """Add one frame, scaled to at most `MAX_WIDTH` pixels wide."""
         image = fit_width(image)
         if self._writer is None:
-            fourcc = cv2.VideoWriter_fourcc(*("mp4v" if self.path.suffix.lower() == ".mp4" else "MJPG"))
+            fourcc = cv2.VideoWriter.fourcc(*("mp4v" if self.path.suffix.lower() == ".mp4" else "MJPG"))
             self._writer = cv2.VideoWriter(str(self.path), fourcc, self.fps, (image.shape[1], image.shape[0]))
             if not self._writer.isOpened():
                 raise CpgaitError(f"{self.path}: OpenCV could not open a video writer there")
@@ -157,26 +156,3 @@ class OverlayVideo:
         if self._writer is not None:
             self._writer.release()
             self._writer = None
-
-
-class EventLog:
-    """JSON lines: one object per line, each with a "type" (start, subject, window, summary); flushed per line."""
-
-    def __init__(self, path: str | Path, overwrite: bool = False) -> None:
-        self.path = Path(path)
-        refuse_overwrite(self.path, overwrite)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file: TextIO | None = self.path.open("w", encoding="utf-8")
-
-    def write(self, event: dict) -> None:
-        if "type" not in event:
-            raise ValueError(f"event {event} has no type")
-        if self._file is None:
-            raise RuntimeError(f"{self.path}: event log already closed")
-        self._file.write(json.dumps(event, allow_nan=False, separators=(",", ":")) + "\n")
-        self._file.flush()
-
-    def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None

@@ -1,4 +1,6 @@
-"""The live loop: capture -> pose + subject tracking -> resampling, gait features, classifier -> results.
+"""The threaded live loop: capture -> pose + subject tracking -> resampling, gait features, classifier -> results.
+
+Frames in, `FrameReport`s out; the application around it (outputs, events, display) is `cpgait.runtime.app`.
 
 Three stages run at once in threads, joined by bounded queues (ONNX Runtime and OpenCV release the GIL while they
 work, so the stages really overlap on a multi-core CPU):
@@ -18,27 +20,24 @@ output, filled in by the caller), latency (from the frame's capture to its repor
 
 from __future__ import annotations
 
-import json
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from cpgait.errors import CpgaitError, refuse_overwrite
 from cpgait.runtime.core.contract import ModelContract
 from cpgait.runtime.core.layouts import get_layout, to_coco17
+from cpgait.runtime.gait.resample import Resampler
 from cpgait.runtime.live.capture import CaptureStats, VideoSource
 from cpgait.runtime.live.gait_session import GaitSession, SessionEstimate, WindowResult
-from cpgait.runtime.live.smoothing import Resampler
-from cpgait.runtime.live.subject import OCCLUDED, TRACKING, PoseModel, SubjectFrame, SubjectPose
+from cpgait.runtime.live.subject import OCCLUDED, TRACKING, SubjectFrame, SubjectPose
 
 if TYPE_CHECKING:
-    from cpgait.runtime.core.sequence import KeypointSequence
+    pass
 
 QUEUE_SIZE = 4
 TIMING_CAPACITY = 30_000  # frames of stage times kept (17 min at 30 fps; 3 MB)
@@ -76,7 +75,7 @@ class TimingLog:
 
     def __init__(self, capacity: int = TIMING_CAPACITY) -> None:
         if capacity < 1:
-            raise CpgaitError(f"timing log capacity {capacity}; expected >= 1")
+            raise ValueError(f"timing log capacity {capacity}; expected >= 1")
         self.capacity = capacity
         self._data = np.zeros((capacity, len(self.STAGES)), dtype=np.int64)
         self._col = {s: i for i, s in enumerate(self.STAGES)}
@@ -252,19 +251,18 @@ class Pipeline:
             if subject_id is not None:
                 self.subjects += 1
             self._subject_id = subject_id
-            if self.session is not None:
+            if self.session is not None and self.resampler is not None:
                 if self.session.window_count:
                     ended = self.last_estimate = self.session.estimate()
                 self.session.reset()
                 self.resampler.reset()
-        if self.session is None:
+        if self.session is None or self.resampler is None or self.convert is None:  # all three or none
             return FrameReport(sf, None, None, timings)
         window = None
         if subject_id is not None:
             t0 = time.perf_counter_ns()
             classifier = 0
-            measured = sf.keypoints is not None and sf.status in MEASURED
-            kp = sf.keypoints if measured else _missing_like(sf)
+            kp = sf.keypoints if sf.keypoints is not None and sf.status in MEASURED else _missing_like(sf)
             for t, model_kp in self.resampler.push(sf.frame.timestamp, self.convert(kp)):
                 result = self.session.push(t, model_kp)
                 classifier += self.session.last_timings_ns.get("classifier", 0)
@@ -277,10 +275,10 @@ class Pipeline:
             timings["classifier"] = classifier
         return FrameReport(sf, window, self.session.estimate(), timings, ended)
 
-    def reports(self) -> Iterator[FrameReport]:
+    def reports(self) -> Generator[FrameReport, None, None]:
         """Run the stages and yield one report per processed source frame, in order."""
         if self._started:
-            raise CpgaitError("a pipeline runs once; build a new one for another run")
+            raise RuntimeError("a pipeline runs once; build a new one for another run")
         self._started = True
         workers = [
             threading.Thread(target=self._pose_worker, name="cpgait-pose", daemon=True),
@@ -352,268 +350,3 @@ def _missing_like(sf: SubjectFrame) -> np.ndarray:
     kp = np.full((get_layout(sf.layout).num_joints, 3), np.nan, dtype=np.float32)
     kp[:, 2] = 0.0
     return kp
-
-
-@dataclass(frozen=True)
-class RunOptions:
-    """`cpgait run` settings (see the CLI's help for each)."""
-
-    source: str
-    model: str
-    pose: str = "blazepose"
-    backend: str = "ort-cpu"
-    pose_backend: str | None = None
-    show: bool = False
-    out: str | None = None
-    events: str | None = None
-    overwrite: bool = False
-    paced: bool = False
-    stride: int | None = None
-    max_frames: int | None = None
-    record: str | None = None
-
-    def __post_init__(self) -> None:
-        for name in ("stride", "max_frames"):
-            value = getattr(self, name)
-            if value is not None and value < 1:
-                raise CpgaitError(f"{name.replace('_', '-')} is {value}; expected at least 1")
-
-
-def run_live(
-    options: RunOptions, on_report: Callable[[FrameReport, np.ndarray | None], None] | None = None
-) -> tuple[RunSummary, ModelContract]:
-    """`cpgait run`: the whole loop on a source with overlay video, events and display as asked.
-
-    Checks everything the user gave before the first frame (model contract vs pose layout, outputs not to be
-    overwritten, display available). `on_report` also sees each overlay picture (None when nothing draws).
-    """
-    from cpgait.runtime.backends.runners import make_runner
-    from cpgait.runtime.live.capture import open_source
-    from cpgait.runtime.live.overlay import EventLog, Overlay, OverlayVideo, fit_width
-    from cpgait.runtime.pose.interface import load_pose_model
-
-    contract = ModelContract.from_onnx(options.model)
-    for path in (options.out, options.events):
-        if path is not None:
-            refuse_overwrite(path, options.overwrite)
-    pose = load_pose_model(options.pose, options.pose_backend or options.backend)
-    activate_runners(pose)  # load the pose networks now, not on the first frame (it would count as latency)
-    runner = make_runner(options.model, options.backend)
-    session = GaitSession(contract, runner, stride=options.stride)
-    layout_converter(pose.layout, contract, f"pose model {options.pose} (layout {pose.layout}) for {options.model}")
-    if options.show:
-        _check_display()
-    source = open_source(options.source, paced=options.paced, max_frames=options.max_frames)
-    try:
-        video = OverlayVideo(options.out, source.fps, options.overwrite) if options.out else None
-        events = EventLog(options.events, options.overwrite) if options.events else None
-    except CpgaitError:
-        source.close()
-        raise
-    overlay = Overlay(contract.class_names, contract.synthetic) if (video or options.show or on_report) else None
-    recorder = None
-    if options.record is not None:
-        from cpgait.runtime.live.recorder import WindowRecorder
-
-        recorder = WindowRecorder(
-            options.record,
-            contract.layout,
-            contract.fps,
-            source.size,
-            source=f"recorded by `cpgait run` from {options.source}",
-        )
-    pipeline = Pipeline(source, SubjectPose(pose, source.size, pose.layout), session, recorder=recorder)
-    last_subject: list[int | None] = [None]
-
-    def handle(report: FrameReport) -> None:
-        t0 = time.perf_counter_ns()
-        picture = overlay(report) if overlay is not None else None
-        if video is not None:
-            video.write(picture)
-        if options.show:
-            import cv2
-
-            cv2.imshow("cpgait", fit_width(picture))
-            if cv2.waitKey(1) & 0xFF in (ord("q"), 27):
-                pipeline.stop()
-        if picture is not None:
-            report.timings_ns["drawing"] = time.perf_counter_ns() - t0
-        if events is not None:
-            subject = report.subject.subject
-            sid = None if subject is None else subject.track_id
-            if sid != last_subject[0]:
-                last_subject[0] = sid
-                events.write(
-                    {
-                        "type": "subject",
-                        "time_s": round(report.subject.frame.timestamp, 4),
-                        "frame": report.subject.frame.index,
-                        "subject": sid,
-                    }
-                )
-            if report.ended is not None:
-                events.write({**report.ended.to_json(), "time_s": round(report.subject.frame.timestamp, 4)})
-            if report.window is not None:
-                events.write(report.window.to_json())
-        if on_report is not None:
-            on_report(report, picture)
-
-    try:
-        with runner, source:
-            if events is not None:
-                events.write(
-                    {
-                        "type": "start",
-                        "source": str(options.source),
-                        "model": str(options.model),
-                        "pose": options.pose,
-                        "backend": options.backend,
-                        "fps": source.fps,
-                        "image_size": list(source.size),
-                        "contract": json.loads(contract.to_json()),
-                    }
-                )
-            summary = pipeline.run(handle)
-            if events is not None:
-                events.write(summary_json(summary, contract))
-    finally:
-        if video is not None:
-            video.close()
-        if events is not None:
-            events.close()
-        if options.show:
-            import cv2
-
-            cv2.destroyAllWindows()
-    return summary, contract
-
-
-def activate_runners(model: object) -> None:
-    """Activate every Runner a pose model holds (sessions are otherwise built on first use)."""
-    from cpgait.runtime.backends.runners import Runner
-
-    for value in vars(model).values():
-        if isinstance(value, Runner):
-            value.activate()
-
-
-def _check_display() -> None:
-    import cv2
-
-    try:
-        cv2.namedWindow("cpgait", cv2.WINDOW_NORMAL)
-    except cv2.error:
-        raise CpgaitError(
-            "--show: this OpenCV has no display support (opencv-python-headless); "
-            "use --headless with --out overlay.mp4, or install opencv-python"
-        ) from None
-
-
-def summary_json(summary: RunSummary, contract: ModelContract | None) -> dict:
-    """The run summary as one JSON object (the last line of `--events`)."""
-    est = summary.estimate
-    return {
-        "type": "summary",
-        "frames": summary.frames,
-        "wall_s": round(summary.wall_s, 3),
-        "fps": round(summary.fps, 2),
-        "statuses": summary.statuses,
-        "live": summary.live,
-        "frames_skipped": summary.capture.frames_skipped,
-        "reconnects": summary.capture.reconnects,
-        "capture_errors": summary.capture.errors[-10:],
-        "windows": summary.windows,
-        "subjects": summary.subjects,
-        "session": None if est is None else est.to_json(),
-        "timings_ms": {k: {m: round(v, 3) for m, v in d.items()} for k, d in summary.timings_ms.items()},
-        "synthetic_model": None if contract is None else contract.synthetic,
-    }
-
-
-def format_summary(summary: RunSummary, contract: ModelContract | None, source: str) -> str:
-    """The human-readable end-of-run summary `cpgait run` prints."""
-    from cpgait.runtime.live.overlay import SYNTHETIC_NOTE
-
-    t = summary.timings_ms
-    lines = [f"{source}: {summary.frames} frames in {summary.wall_s:.2f} s = {summary.fps:.1f} frames/s"]
-    if summary.capture.frames_skipped or summary.capture.reconnects or summary.capture.errors:
-        lines.append(
-            f"live source: {summary.capture.frames_skipped} frames skipped (newest-frame policy), "
-            f"{summary.capture.reconnects} reconnects"
-        )
-    if summary.capture.errors:
-        lines.append(f"source errors: {len(summary.capture.errors)}, the last: {summary.capture.errors[-1]}")
-    by_count = sorted(summary.statuses.items(), key=lambda kv: -kv[1])
-    lines.append("subject: " + ", ".join(f"{k} {v}" for k, v in by_count))
-    stages = [s for s in TimingLog.STAGES if s in t and s != "latency"]
-    lines.append(
-        "stage ms (mean / p95 over frames where it ran): "
-        + ", ".join(f"{s} {t[s]['mean']:.1f}/{t[s]['p95']:.1f}" for s in stages)
-    )
-    if "latency" in t:
-        how = "" if summary.live else " (a file read as fast as it goes: frames wait in queues; --paced measures live)"
-        lines.append(
-            f"latency capture -> result: p50 {t['latency']['p50']:.1f} ms, p95 {t['latency']['p95']:.1f} ms" + how
-        )
-    est = summary.estimate
-    if est is not None:
-        if est.probabilities is None:
-            lines.append(
-                f"session: {est.state} ({est.valid_frames} of the last {est.frames_needed} model frames show the legs)"
-            )
-        else:
-            probs = ", ".join(f"{n} {p:.2f}" for n, p in zip(est.class_names, est.probabilities))
-            lines.append(
-                f"session estimate: {est.class_name} (confidence {est.confidence:.2f}, agreement "
-                f"{est.agreement:.0%} over {est.windows} windows; mean probabilities {probs})"
-            )
-    if contract is not None and contract.synthetic:
-        lines.append(SYNTHETIC_NOTE)
-    return "\n".join(lines)
-
-
-def record_sequence(video: str, pose: PoseModel, max_frames: int | None = None) -> tuple[KeypointSequence, RunSummary]:
-    """`cpgait pose`: the same capture, pose and subject stages as `cpgait run` over a whole recording.
-
-    The sequence is the subject measured on the most frames (its track), in the pose model's layout, at the
-    video's fps, trimmed to the span from its first to its last measured frame; frames inside that span where it
-    was not measured are missing (confidence 0). No walking subject at all is an error.
-    """
-    from cpgait.runtime.core.sequence import KeypointSequence
-    from cpgait.runtime.live.capture import FileSource
-
-    activate_runners(pose)
-    source = FileSource(video, max_frames=max_frames)
-    pipeline = Pipeline(source, SubjectPose(pose, source.size, pose.layout))
-    frames: dict[int, tuple[int | None, np.ndarray | None]] = {}  # frame index -> (track, keypoints)
-
-    def keep(report: FrameReport) -> None:
-        sf = report.subject
-        measured = sf.keypoints is not None and sf.status in MEASURED
-        frames[sf.frame.index] = (sf.subject.track_id if measured else None, sf.keypoints if measured else None)
-
-    with source:
-        summary = pipeline.run(keep)
-    ids = [i for i, _ in frames.values() if i is not None]
-    if not ids:
-        seen = ", ".join(f"{k} {v}" for k, v in summary.statuses.items())
-        raise CpgaitError(f"{video}: no walking subject found in {summary.frames} frames ({seen})")
-    best = max(set(ids), key=ids.count)
-    span = sorted(n for n, (i, _) in frames.items() if i == best)
-    num_joints = get_layout(pose.layout).num_joints
-    kp = np.zeros((span[-1] - span[0] + 1, num_joints, 3), dtype=np.float32)
-    kp[..., :2] = np.nan
-    for row, n in enumerate(range(span[0], span[-1] + 1)):
-        track, points = frames.get(n, (None, None))
-        if track == best:
-            kp[row] = points
-    sequence = KeypointSequence(
-        keypoints=kp,
-        fps=source.fps,
-        layout=pose.layout,
-        image_size=source.size,
-        recording_id=Path(video).stem,
-        source=f"cpgait pose: {getattr(pose, 'name', type(pose).__name__)} pose model on {Path(video).name}, "
-        f"frames {span[0]}-{span[-1]} of {summary.frames}",
-    )
-    return sequence, summary

@@ -20,18 +20,18 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
 
 import numpy as np
 
 from cpgait.errors import CpgaitError
 from cpgait.runtime.core.layouts import get_layout
-from cpgait.runtime.gait.keypoints import CONFIDENCE_MIN
+from cpgait.runtime.gait.keypoints import CONFIDENCE_MIN, seen
 from cpgait.runtime.live.capture import Frame
 from cpgait.runtime.live.smoothing import OneEuroFilter
 from cpgait.runtime.live.tracker import Subject, SubjectTracker, TrackerConfig
-from cpgait.runtime.pose.interface import PoseResult, keypoint_box
+from cpgait.runtime.pose.interface import Detection, PoseModel, PoseOutputError, PoseResult, keypoint_box
 
 TRACKING = "tracking"
 SEARCHING = "searching for a walking subject"
@@ -47,18 +47,6 @@ TILE_ASPECT = 1.5  # a frame longer than this times its short side (16:9, not 4:
 TILE_OVERLAP = 0.2  # of a tile's side shared with the next, so anyone narrower than that is whole in one tile
 DUPLICATE_IOU = 0.5  # detections of the same person from two tiles
 MIN_JOINTS_SEEN = 0.5  # of the layout's joints; fewer and the frame says "occluded"
-
-
-class PoseModel(Protocol):
-    """What the stage needs of a pose pipeline (BlazePose, MoveNet): see runtime/pose.py. A model with a
-    `detect(image) -> [detection]` method (BlazePose) has its detector used to find every person; a detection has
-    `.box`, `.score` and `.shifted(dx, dy)` (the same detection in the whole image, when found in a tile)."""
-
-    layout: str
-
-    def __call__(self, image: np.ndarray) -> PoseResult | None: ...
-
-    def reset(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -100,11 +88,6 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
     return w * h / union if union > 0 else 0.0
 
 
-def _detection_box(detection: object) -> tuple[float, float, float, float]:
-    box = getattr(detection, "box", detection)
-    return tuple(float(v) for v in np.asarray(box, dtype=np.float64).reshape(4))
-
-
 class SubjectPose:
     """Callable stage: `stage(frame) -> SubjectFrame` (see the module docstring)."""
 
@@ -137,52 +120,55 @@ class SubjectPose:
         Returns the candidate boxes and the subject's pose (None when there is no subject or it was not found).
         """
         t0 = time.perf_counter_ns()
-        detect = getattr(self.pose, "detect", None)
+        found = self._detect_tiled(frame.image)
         whole = None
-        if detect is not None:
-            found = self._detect_tiled(frame.image)
-        else:  # one-person model: its whole-frame pose is the only candidate
+        if found is None:  # one-person model: its whole-frame pose is the only candidate
             self.pose.reset()
             whole = self._pose(frame.image, timings)
-            found = [] if whole is None else [whole]
-        if detect is not None:
+            boxes = np.array([] if whole is None else [whole.box], dtype=np.float64).reshape(-1, 4)
+        else:
             timings["detector"] = time.perf_counter_ns() - t0
-        boxes = np.array([_detection_box(d) for d in found], dtype=np.float64).reshape(-1, 4)
+            boxes = np.array([d.box for d in found], dtype=np.float64).reshape(-1, 4)
         subject = self.tracker.update(frame.timestamp, boxes)
-        if subject is None or not subject.seen:
+        if subject is None or not subject.seen or subject.detection is None:
             return boxes, None
         if subject.track_id != self._subject_id:
             self._new_subject(subject.track_id)
-        if whole is not None:
+        if found is None:
             return boxes, whole
-        return boxes, self._pose(frame.image, timings, found[self.tracker.matched[subject.track_id]])
+        return boxes, self._pose(frame.image, timings, found[subject.detection])
 
-    def _detect_tiled(self, image: np.ndarray) -> list:
-        """Every person the detector finds in the tiles, in image pixels, duplicates from overlaps dropped."""
+    def _detect_tiled(self, image: np.ndarray) -> Sequence[Detection] | None:
+        """Every person the detector finds in the tiles, in image pixels, duplicates from overlaps dropped; None
+        for a pose model without a separate detector."""
         height, width = image.shape[:2]
         layout = tiles(width, height)
         if len(layout) == 1:
-            return list(self.pose.detect(image))
-        found = []
+            return self.pose.detect(image)
+        found: list[Detection] = []
         for x0, y0, side in layout:
-            found += [d.shifted(x0, y0) for d in self.pose.detect(image[y0 : y0 + side, x0 : x0 + side])]
-        found.sort(key=lambda d: -getattr(d, "score", 0.0))
-        kept: list = []
+            in_tile = self.pose.detect(image[y0 : y0 + side, x0 : x0 + side])
+            if in_tile is None:
+                return None
+            found += [d.shifted(x0, y0) for d in in_tile]
+        found.sort(key=lambda d: -d.score)
+        kept: list[Detection] = []
         for d in found:
-            box = np.asarray(_detection_box(d))
-            if all(_iou(box, np.asarray(_detection_box(k))) <= DUPLICATE_IOU for k in kept):
+            if all(_iou(np.asarray(d.box), np.asarray(k.box)) <= DUPLICATE_IOU for k in kept):
                 kept.append(d)
         return kept
 
-    def _pose(self, image: np.ndarray, timings: dict[str, int], detection: object = None) -> PoseResult | None:
+    def _pose(
+        self, image: np.ndarray, timings: dict[str, int], detection: Detection | None = None
+    ) -> PoseResult | None:
         t0 = time.perf_counter_ns()
         try:
-            result = self.pose(image) if detection is None else self.pose(image, detection=detection)
-        except ValueError:  # the pose model produced NaN/inf: this frame is unusable, the loop goes on
+            result = self.pose(image, detection=detection)
+        except PoseOutputError:  # the pose model produced NaN/inf: this frame is unusable, the loop goes on
             self._bad_output = True
             result = None
         timings["pose"] = timings.get("pose", 0) + time.perf_counter_ns() - t0
-        for key, ms in getattr(self.pose, "last_timings_ms", {}).items():
+        for key, ms in self.pose.last_timings_ms.items():
             timings[f"pose_{key}"] = timings.get(f"pose_{key}", 0) + int(ms * 1e6)
         return result
 
@@ -214,24 +200,23 @@ class SubjectPose:
             result = None  # the pose model locked onto someone else
         if result is None:
             self.pose.reset()
-            if subject.seen:  # seen a moment ago, or matched by this frame's search: mark it unseen now
-                self.tracker.update(frame.timestamp, np.zeros((0, 4)))
-                self.tracker.unsee()
+            if subject.seen:  # seen a moment ago, or matched by this frame's search: not measured now
+                self.tracker.miss(frame.timestamp)
             status = BAD_OUTPUT if self._bad_output else LOST
             return self._out(frame, status, self.tracker.subject, None, candidates, timings, start)
         kp = result.keypoints
-        seen = (kp[:, 2] >= CONFIDENCE_MIN) & np.all(np.isfinite(kp[:, :2]), axis=1)
+        visible = seen(kp)
         box = keypoint_box(kp, CONFIDENCE_MIN)
         subject = self.tracker.follow(frame.timestamp, box)
         height = box[3] - box[1]
         status = TRACKING
-        if seen.mean() < MIN_JOINTS_SEEN:  # first: the box of a few visible joints is small too
+        if visible.mean() < MIN_JOINTS_SEEN:  # first: the box of a few visible joints is small too
             status = OCCLUDED
         elif height < MIN_HEIGHT_PX:
             status = TOO_SMALL
-        smooth = self.smoothing(frame.timestamp, kp[:, :2], seen, scale=max(height, 1.0))
-        out = np.concatenate([smooth, np.where(seen, kp[:, 2], 0.0)[:, None]], axis=1).astype(np.float32)
-        out[~seen, :2] = np.nan
+        smooth = self.smoothing(frame.timestamp, kp[:, :2], visible, scale=max(height, 1.0))
+        out = np.concatenate([smooth, np.where(visible, kp[:, 2], 0.0)[:, None]], axis=1).astype(np.float32)
+        out[~visible, :2] = np.nan
         return self._out(frame, status, subject, out, candidates, timings, start)
 
     def _same_person(self, subject: Subject, box: tuple[float, float, float, float]) -> bool:

@@ -13,6 +13,7 @@ after `forget_after_s` without it the tracker resets and chooses again.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -103,12 +104,14 @@ class Track:
 
 @dataclass(frozen=True)
 class Subject:
-    """The tracked walker now: its box (x0, y0, x1, y1), whether it was seen in the latest update, and its speed."""
+    """The tracked walker now: its box (x0, y0, x1, y1), whether it was seen in the latest update, its speed, and
+    which of the latest update's boxes was theirs (None when none was, or after `follow`)."""
 
     track_id: int
     box: tuple[float, float, float, float]
     seen: bool
     speed: float  # body heights per second, signed (+ = towards +x)
+    detection: int | None = None
 
     def __post_init__(self) -> None:
         x0, y0, x1, y1 = self.box
@@ -116,7 +119,7 @@ class Subject:
             raise ValueError(f"subject box {self.box}; expected finite x0 < x1, y0 < y1")
 
 
-def _as_boxes(boxes: np.ndarray | list) -> tuple[np.ndarray, np.ndarray]:
+def _as_boxes(boxes: np.ndarray | Sequence[float] | Sequence[Sequence[float]]) -> tuple[np.ndarray, np.ndarray]:
     """`[N, 4]` float boxes and which of them are usable (finite, non-empty)."""
     arr = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
     ok = np.all(np.isfinite(arr), axis=1) & (arr[:, 2] > arr[:, 0]) & (arr[:, 3] > arr[:, 1])
@@ -140,7 +143,7 @@ class SubjectTracker:
         self._next_id = 0
         self._subject_id: int | None = None
         self._last_t = -np.inf
-        self.matched: dict[int, int] = {}  # track id -> index of its box in the last update's boxes
+        self._matched: dict[int, int] = {}  # track id -> index of its box in the last update's boxes
 
     @property
     def subject(self) -> Subject | None:
@@ -148,13 +151,17 @@ class SubjectTracker:
         if track is None:
             return None
         speed = track.motion(self._last_t, self.config.history_s)[0]
-        return Subject(track.id, tuple(float(v) for v in track.box), track.last_seen == self._last_t, speed)
+        seen = track.last_seen == self._last_t
+        detection = self._matched.get(track.id) if seen else None
+        x0, y0, x1, y1 = (float(v) for v in track.box)
+        return Subject(track.id, (x0, y0, x1, y1), seen, speed, detection)
 
     def _track(self, track_id: int | None) -> Track | None:
         return next((tr for tr in self.tracks if tr.id == track_id), None)
 
-    def update(self, t: float, boxes: np.ndarray | list) -> Subject | None:
-        """Add the person boxes `[N, 4]` (x0, y0, x1, y1 pixels) seen at time `t`; return the subject, if any.
+    def update(self, t: float, boxes: np.ndarray | Sequence[float] | Sequence[Sequence[float]]) -> Subject | None:
+        """Add the person boxes `[N, 4]` (x0, y0, x1, y1 pixels) seen at time `t`; return the subject, if any, with
+        the index of its box among `boxes` (`Subject.detection`).
 
         Boxes that are not finite or empty are ignored. Pass only the subject's box while it is being followed
         (the other tracks then age and are forgotten), every detection while it is not.
@@ -169,25 +176,28 @@ class SubjectTracker:
             self._choose(float(t))
         return self.subject
 
-    def follow(self, t: float, box: np.ndarray | list) -> Subject | None:
+    def follow(self, t: float, box: np.ndarray | Sequence[float] | Sequence[Sequence[float]]) -> Subject | None:
         """Update the subject's own track with its box from the pose model (no association; it is the subject)."""
         track = self._track(self._subject_id)
         arr, ok = _as_boxes(box)
         if track is None or not ok.any():
             return self.update(t, arr[ok])
         self._last_t = float(t)
+        self._matched = {}
         track.add(float(t), arr[ok][0])
         return self.subject
 
-    def unsee(self) -> None:
-        """Count the subject as not seen at the last update after all (its box matched, but no pose could be
-        measured there): its newest sample is dropped, so the next frame searches for it again."""
+    def miss(self, t: float) -> Subject | None:
+        """The subject's pose could not be measured at `t`: they count as not seen then (a box the last update
+        matched to them is withdrawn from their track), so the next frame searches for them again."""
+        self._last_t = float(t)
         track = self._track(self._subject_id)
-        if track is None or track.last_seen != self._last_t:
-            return
-        if track.history and track.history[-1][0] == self._last_t:
-            track.history.pop()
-        track.last_seen = track.history[-1][0] if track.history else -np.inf
+        if track is not None and track.last_seen == self._last_t:
+            if track.history and track.history[-1][0] == self._last_t:
+                track.history.pop()
+            track.last_seen = track.history[-1][0] if track.history else -np.inf
+        self._matched = {}
+        return self.subject
 
     def _associate(self, t: float, boxes: np.ndarray, usable: np.ndarray) -> None:
         cfg = self.config
@@ -210,20 +220,20 @@ class SubjectTracker:
                 if d <= gate:
                     pairs.append((d, i, j))
         used_t, used_b = set(), set()
-        self.matched = {}
+        self._matched = {}
         for _, i, j in sorted(pairs):
             if i in used_t or j in used_b:
                 continue
             used_t.add(i)
             used_b.add(j)
             self.tracks[i].add(t, boxes[j])
-            self.matched[self.tracks[i].id] = j
+            self._matched[self.tracks[i].id] = j
         for j, box in enumerate(boxes):
             if usable[j] and j not in used_b:
                 track = Track(self._next_id, box, t, t)
                 track.add(t, box)
                 self.tracks.append(track)
-                self.matched[track.id] = j
+                self._matched[track.id] = j
                 self._next_id += 1
 
     def _choose(self, t: float) -> None:

@@ -27,14 +27,23 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from cpgait.runtime.backends.runners import OnnxRuntimeRunner
-from cpgait.runtime.pose.interface import PoseResult, Roi, RunnerFactory, asset, check_image, keypoint_box
+from cpgait.runtime.backends.ort_runner import OnnxRuntimeRunner
+from cpgait.runtime.backends.runner import Runner
+from cpgait.runtime.pose.interface import (
+    STAGES,
+    Detection,
+    PoseResult,
+    Roi,
+    RunnerFactory,
+    asset,
+    check_image,
+    keypoint_box,
+)
 
 DETECTOR_SIZE = 224
 LANDMARK_SIZE = 256
 NUM_LANDMARKS = 39  # 33 pose landmarks, then the 2 auxiliary ones that place the next region, then 4 unused
 ANCHOR_STRIDES = (8, 16, 32, 32, 32)  # SsdAnchorsCalculator options of pose_detection_cpu.pbtxt
-STAGES = ("preprocess", "detector", "landmarks", "postprocess")  # keys of last_timings_ms
 ROI_SCALE = 1.25  # RectTransformationCalculator scale of pose_detection_to_roi / pose_landmarks_to_roi
 HEATMAP_KERNEL = 7
 HEATMAP_MIN_CONFIDENCE = 0.5
@@ -196,6 +205,9 @@ class BlazePose:
         self.last_used_detector = False
         self._roi: Roi | None = None
 
+    def runners(self) -> list[Runner]:
+        return [self.detector, self.landmarks]
+
     def reset(self) -> None:
         """Forget the tracked person: the next call runs the detector."""
         self._roi = None
@@ -206,9 +218,11 @@ class BlazePose:
         self.last_timings_ms = dict.fromkeys(STAGES, 0.0)
         return self._detect(image, self.last_timings_ms)
 
-    def __call__(self, image: np.ndarray, detection: PoseDetection | None = None) -> PoseResult | None:
+    def __call__(self, image: np.ndarray, detection: Detection | None = None) -> PoseResult | None:
         """Landmarks of the tracked person, of `detection` when given (e.g. the subject picked from `detect`), or
         of the detector's best person; None when nobody is found."""
+        if detection is not None and not isinstance(detection, PoseDetection):
+            raise TypeError(f"BlazePose takes its own detections (from detect()), not {type(detection).__name__}")
         check_image(image)
         times = dict.fromkeys(STAGES, 0.0)
         self.last_used_detector = False
@@ -255,11 +269,12 @@ class BlazePose:
                 corners = frame.to_image(box.reshape(2, 2) * DETECTOR_SIZE, DETECTOR_SIZE)
                 r = float(np.hypot(*(pts_px[1] - pts_px[0])))
                 cx, cy = pts_px[0]
+                fx0, fy0, fx1, fy1 = (float(v) for v in corners.ravel())
                 found.append(
                     PoseDetection(
                         score=score,
                         box=(cx - r, cy - r, cx + r, cy + r),
-                        face_box=tuple(float(v) for v in corners.ravel()),
+                        face_box=(fx0, fy0, fx1, fy1),
                         keypoints=pts_px.astype(np.float32),
                     )
                 )

@@ -1,34 +1,73 @@
-"""What every pose model returns, the rotated square crop both pipelines feed their networks, and the model loader.
+"""The pose-model interface: the `PoseModel` protocol, what a model returns, and the rotated square crop both
+pipelines feed their networks.
 
-Two pose pipelines ship (ONNX files in `runtime/assets`, made by `scripts/convert_pose_models.py`, see NOTICE):
-`blazepose` (MediaPipe BlazePose full, 33 points with heels and toes; the default) and `movenet` (MoveNet Lightning,
-COCO-17; the fast option). Both run through a `Runner`, so any backend of `cpgait.runtime.backends.runners.make_runner`
-(ONNX Runtime CPU/CUDA, TensorRT) can run them.
+A pose model is a callable object (as in rtmlib): `model(image) -> PoseResult | None`, plain numpy around one or
+more `Runner`s, so any backend of the registry (ONNX Runtime CPU/CUDA, TensorRT) can run it. The shipped models
+and their loader are in `cpgait.runtime.pose.catalog`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import cv2
 import numpy as np
 
 from cpgait.errors import CpgaitError
-from cpgait.runtime.backends.runners import Runner
+from cpgait.runtime.backends.runner import Runner
 from cpgait.runtime.core.layouts import get_layout
 
-if TYPE_CHECKING:
-    from cpgait.runtime.pose.blazepose import BlazePose
-    from cpgait.runtime.pose.movenet import MoveNet
-
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
-POSE_MODELS = ("blazepose", "movenet")
+STAGES = ("preprocess", "detector", "landmarks", "postprocess")  # keys of every model's `last_timings_ms`
 
-# Builds the runner for one model file; `OnnxRuntimeRunner` itself is one, `make_runner` with a backend is another.
+# Builds the runner for one model file; `OnnxRuntimeRunner` itself is one, a registry backend is another.
 RunnerFactory = Callable[[Path], Runner]
+
+
+class PoseOutputError(ValueError):
+    """The network gave non-finite or out-of-range values: the frame is unusable (a device fault, not user error)."""
+
+
+class Detection(Protocol):
+    """One person a detector found, in image pixels: validated by the model that made it."""
+
+    @property
+    def score(self) -> float: ...
+
+    @property
+    def box(self) -> tuple[float, float, float, float]:  # x0, y0, x1, y1
+        ...
+
+    def shifted(self, dx: float, dy: float) -> Detection:
+        """The same detection in the whole image, when it was found in a crop whose top-left corner is (dx, dy)."""
+        ...
+
+
+class PoseModel(Protocol):
+    """A pose pipeline (BlazePose, MoveNet): what the live loop, `cpgait pose` and the benchmarks rely on."""
+
+    name: str
+    layout: str
+    last_timings_ms: dict[str, float]  # the last call's time per stage of `STAGES`, in ms
+
+    def runners(self) -> list[Runner]:
+        """The model's networks, so a caller can activate them before the first frame."""
+        ...
+
+    def reset(self) -> None:
+        """Forget the tracked person (e.g. between clips, or when the walker changes)."""
+        ...
+
+    def detect(self, image: np.ndarray) -> Sequence[Detection] | None:
+        """Every person a separate detector finds, best first; None for a model without a separate detector."""
+        ...
+
+    def __call__(self, image: np.ndarray, detection: Detection | None = None) -> PoseResult | None:
+        """The keypoints of the tracked person, or of `detection` when given; None when nobody is found."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -49,9 +88,9 @@ class PoseResult:
                 f"{getattr(kp, 'shape', '')}; expected float32 ({joints}, 3) for layout {self.layout}"
             )
         if not np.isfinite(kp).all():
-            raise ValueError("pose keypoints must be finite")
+            raise PoseOutputError("pose keypoints must be finite")
         if kp[:, 2].min() < 0 or kp[:, 2].max() > 1:
-            raise ValueError("pose keypoint confidences must lie in [0, 1]")
+            raise PoseOutputError("pose keypoint confidences must lie in [0, 1]")
         if not 0 <= self.score <= 1:
             raise ValueError(f"pose score {self.score}; expected a value in [0, 1]")
         x0, y0, x1, y1 = self.box
@@ -114,14 +153,15 @@ class Roi:
 
 
 def check_image(image: np.ndarray) -> None:
-    """A pose model takes a BGR uint8 image `[H, W, 3]`, as OpenCV reads and decodes them."""
+    """A pose model takes a BGR uint8 image `[H, W, 3]`, as OpenCV reads and decodes them (a caller's bug
+    otherwise, hence ValueError, not a user error)."""
     if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-        raise CpgaitError(
+        raise ValueError(
             f"pose input: {getattr(image, 'dtype', type(image).__name__)} "
             f"{getattr(image, 'shape', '')}; expected a BGR uint8 image [H, W, 3]"
         )
     if min(image.shape[:2]) < 2:
-        raise CpgaitError(f"pose input: image of {image.shape[1]}x{image.shape[0]} pixels is too small")
+        raise ValueError(f"pose input: image of {image.shape[1]}x{image.shape[0]} pixels is too small")
 
 
 def asset(name: str) -> Path:
@@ -130,32 +170,3 @@ def asset(name: str) -> Path:
     if not path.is_file():
         raise CpgaitError(f"{path}: pose model missing; run scripts/convert_pose_models.py (see its docstring)")
     return path
-
-
-def load_pose_model(
-    name: str, backend: str | RunnerFactory = "ort-cpu", **runner_options: object
-) -> BlazePose | MoveNet:
-    """The pose pipeline `name` ("blazepose" or "movenet") with its models on `backend`.
-
-    `backend` is a name from `cpgait.runtime.backends.runners.BACKENDS`
-    (with `runner_options` such as threads=2 passed on)
-    or a factory that builds a Runner from a model path.
-    """
-    if name not in POSE_MODELS:
-        raise CpgaitError(f"pose model {name!r}; expected one of: {', '.join(POSE_MODELS)}")
-    if isinstance(backend, str):
-        from cpgait.runtime.backends.runners import make_runner
-
-        backend_name = backend
-
-        def factory(path: Path) -> Runner:
-            return make_runner(path, backend_name, **runner_options)
-    else:
-        factory = backend
-    if name == "blazepose":
-        from cpgait.runtime.pose.blazepose import BlazePose
-
-        return BlazePose(factory)
-    from cpgait.runtime.pose.movenet import MoveNet
-
-    return MoveNet(factory)

@@ -16,9 +16,18 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from cpgait.runtime.backends.runners import OnnxRuntimeRunner
+from cpgait.runtime.backends.ort_runner import OnnxRuntimeRunner
+from cpgait.runtime.backends.runner import Runner
 from cpgait.runtime.core.layouts import COCO17
-from cpgait.runtime.pose.interface import PoseResult, Roi, RunnerFactory, asset, check_image, keypoint_box
+from cpgait.runtime.pose.interface import (
+    Detection,
+    PoseResult,
+    Roi,
+    RunnerFactory,
+    asset,
+    check_image,
+    keypoint_box,
+)
 
 INPUT_SIZE = 192
 MIN_CROP_KEYPOINT_SCORE = 0.2  # the tutorial's threshold for joints that steer the crop
@@ -76,11 +85,21 @@ class MoveNet:
         self.last_timings_ms: dict[str, float] = {}
         self._roi: Roi | None = None
 
+    def runners(self) -> list[Runner]:
+        return [self.model]
+
     def reset(self) -> None:
         """Forget the tracked person: the next call looks at the whole frame."""
         self._roi = None
 
-    def __call__(self, image: np.ndarray) -> PoseResult | None:
+    def detect(self, image: np.ndarray) -> None:
+        """MoveNet has no separate detector: its whole-frame pose is the only candidate."""
+        return None
+
+    def __call__(self, image: np.ndarray, detection: Detection | None = None) -> PoseResult | None:
+        """The keypoints of the tracked person (MoveNet follows one person and takes no `detection`)."""
+        if detection is not None:
+            raise TypeError("MoveNet has no detector and takes no detection")
         check_image(image)
         height, width = image.shape[:2]
         t0 = time.perf_counter()
@@ -89,7 +108,8 @@ class MoveNet:
         tensor = cv2.cvtColor(crop, cv2.COLOR_BGR2RGB).astype(np.int32)[None]
         t1 = time.perf_counter()
         spec = self.model.input_specs()[0]
-        out = next(iter(self.model.infer({spec.name: tensor}).values())).reshape(17, 3).astype(np.float64)
+        (out,) = self.model.infer({spec.name: tensor}).values()
+        out = out.reshape(17, 3).astype(np.float64)
         t2 = time.perf_counter()
         result = None
         if np.isfinite(out).all() and out[:, 2].mean() >= self.min_pose_score:
@@ -99,7 +119,7 @@ class MoveNet:
         self._roi = crop_region(result.keypoints, width, height) if result is not None else None
         self.last_timings_ms = {
             "preprocess": (t1 - t0) * 1e3,
-            "detector": 0.0,
+            "detector": 0.0,  # no separate detector
             "landmarks": (t2 - t1) * 1e3,
             "postprocess": (time.perf_counter() - t2) * 1e3,
         }

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from cpgait.bench import backends as backends_module
-from cpgait.bench.backends import BACKENDS, find_model_files, parse_backends
+from cpgait.bench.backends import TARGETS, find_model_files, parse_backends
 from cpgait.bench.cli import main
 from cpgait.bench.compare import compare, parse_threshold
 from cpgait.bench.model import make_feed, run_model_bench
@@ -93,9 +93,13 @@ def test_every_requested_backend_is_in_the_report_skipped_ones_with_their_reason
 
 
 def test_a_missing_library_is_the_reason_given(tiny: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(backends_module._REQUIREMENTS, "cuda", lambda: None)
-    monkeypatch.setitem(backends_module._REQUIREMENTS, "tensorrt", lambda: "tensorrt is not installed (test)")
-    reason = backends_module.unavailable(BACKENDS["trt-fp32"], find_model_files(str(tiny)))
+    from dataclasses import replace
+
+    from cpgait.export.backends import BACKENDS
+
+    trt = replace(BACKENDS.get("trt"), requires=(lambda: None, lambda: "tensorrt is not installed (test)"))
+    monkeypatch.setitem(BACKENDS._backends, "trt", trt)
+    reason = backends_module.unavailable(TARGETS["trt-fp32"], find_model_files(str(tiny)))
     assert reason == "tensorrt is not installed (test)"
 
 
@@ -227,10 +231,9 @@ def test_cli_bad_input_exits_2_with_a_message(
 
 
 def test_real_windows_feed_the_batch_repeating_when_there_are_fewer() -> None:
-    from cpgait.runtime.backends.runners import contract_input_specs
     from cpgait.runtime.data.windows import WindowSet
 
-    specs = contract_input_specs(CONTRACT)
+    specs = CONTRACT.input_specs()
     real = np.arange(2 * 3 * 8 * 17, dtype=np.float32).reshape(2, 3, 8, 17)
     windows = WindowSet({"skeleton": real}, np.array([0, 1]), "two test windows")
     feed = make_feed(specs, 5, windows)

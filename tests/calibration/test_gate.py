@@ -12,6 +12,7 @@ from onnx import numpy_helper
 
 from cpgait.calibration.gate import Thresholds, compare, render, verify, write_json
 from cpgait.errors import CpgaitError
+from cpgait.runtime.backends.runner import Runner
 from cpgait.runtime.core.contract import METADATA_KEY, ModelContract
 from cpgait.runtime.data.windows import WindowSet, synthetic_windows
 
@@ -85,6 +86,12 @@ def _synthetic(contract: ModelContract) -> WindowSet:
     return synthetic_windows(contract, 16)
 
 
+def _runner_of(path: Path) -> Runner:
+    from cpgait.export.backends import BACKENDS
+
+    return BACKENDS.make_runner(path, BACKENDS.default_for(path))
+
+
 def test_verify_checkpoint_against_its_onnx(tmp_path: Path, tiny_onnx: Path) -> None:
     torch = pytest.importorskip("torch")
     from cpgait.export.checkpoint import Checkpoint
@@ -101,7 +108,7 @@ def test_verify_checkpoint_against_its_onnx(tmp_path: Path, tiny_onnx: Path) -> 
         heads=2,
     )
     ckpt = Checkpoint(config, contract, SeverityModel(config).state_dict()).save(tmp_path / "other.pt")
-    report = verify(ckpt, tiny_onnx, _synthetic)  # same contract, other weights: runs, disagrees somewhere
+    report = verify(ckpt, tiny_onnx, _runner_of, _synthetic)  # same contract, other weights: runs, disagrees somewhere
     assert report.windows == 16 and report.max_abs_diff > 0
 
 
@@ -111,7 +118,7 @@ def test_verify_checkpoint_against_its_onnx(tmp_path: Path, tiny_onnx: Path) -> 
         ("mismatch", "model contract does not match: window: 32 vs 40"),
         ("no-contract", "has no cpgait model contract"),
         ("suffix", "unknown model file type"),
-        ("missing", "no such model file"),
+        ("missing", "absent.onnx: no such ONNX model file"),
     ],
 )
 def test_verify_refuses_models_it_cannot_compare(tmp_path: Path, tiny_onnx: Path, case: str, expected: str) -> None:
@@ -128,7 +135,7 @@ def test_verify_refuses_models_it_cannot_compare(tmp_path: Path, tiny_onnx: Path
     if case == "missing":
         other = tmp_path / "absent.onnx"
     with pytest.raises(CpgaitError, match=expected):
-        verify(tiny_onnx, other, _synthetic)
+        verify(tiny_onnx, other, _runner_of, _synthetic)
 
 
 def test_verify_fails_a_qdq_model_that_breaks_tensorrt_rules(tmp_path: Path, tiny_onnx: Path) -> None:
@@ -139,5 +146,5 @@ def test_verify_fails_a_qdq_model_that_breaks_tensorrt_rules(tmp_path: Path, tin
     zero.CopyFrom(numpy_helper.from_array(np.array(0, dtype=np.uint8), zero.name))  # asymmetric-style uint8
     path = tmp_path / "bad.int8.onnx"
     onnx.save(qdq, str(path))
-    report = verify(tiny_onnx, path, _synthetic, Thresholds(min_agreement=0.0, max_f1_drop=100.0))
+    report = verify(tiny_onnx, path, _runner_of, _synthetic, Thresholds(min_agreement=0.0, max_f1_drop=100.0))
     assert not report.ok and any("Q/DQ rule violation" in f for f in report.failures)

@@ -15,7 +15,7 @@ from cpgait.cli import main
 from cpgait.export.checkpoint import load_checkpoint
 from cpgait.runtime.core.layouts import COCO17
 from cpgait.runtime.gait.feature_bank import REGISTRY
-from cpgait.runtime.gait.features import SERIES_NAMES
+from cpgait.runtime.gait.features import SERIES_NAMES, with_masks
 from cpgait.training.synth import write_dataset
 from cpgait.training.train import TrainConfig, file_sha256, train
 
@@ -79,9 +79,9 @@ def test_checkpoint_carries_the_contract_and_says_synthetic(checkpoint: Path) ->
     ckpt = load_checkpoint(checkpoint)
     contract = ckpt.contract
     assert (contract.layout, contract.window, contract.fps, contract.streams) == ("coco17_feet", 32, 30.0, "fused")
-    # every feature: the clinical ones first, then the per-joint bank (registry order)
+    # every feature: the clinical ones first, then the per-joint bank (registry order), scalars with their masks
     assert contract.series_features == tuple(f.name for f in REGISTRY if f.kind == "series")
-    assert contract.scalar_features == tuple(f.name for f in REGISTRY if f.kind == "scalar")
+    assert contract.scalar_features == with_masks([f.name for f in REGISTRY if f.kind == "scalar"])
     assert contract.series_features[: len(SERIES_NAMES)] == SERIES_NAMES
     assert contract.synthetic and "SYNTHETIC" in contract.training_data
     assert set(contract.feature_joints) == set(COCO17.joints)

@@ -10,14 +10,10 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from cpgait.errors import CpgaitError
-from cpgait.runtime.backends.runners import (
-    BACKENDS,
-    OnnxRuntimeRunner,
-    OrtCudaRunner,
-    Runner,
-    contract_input_specs,
-    make_runner,
-)
+from cpgait.export.backends import BACKENDS
+from cpgait.runtime.backends.cuda import cuda_unavailable
+from cpgait.runtime.backends.ort_runner import OnnxRuntimeRunner, OrtCudaRunner
+from cpgait.runtime.backends.runner import Runner
 from cpgait.runtime.core.contract import METADATA_KEY, ModelContract
 
 CONTRACT = ModelContract(
@@ -37,7 +33,7 @@ def linear_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
     ]
     inputs = [
         helper.make_tensor_value_info(s.name, TensorProto.FLOAT, ["batch", *s.shape[1:]])
-        for s in contract_input_specs(CONTRACT)
+        for s in CONTRACT.input_specs()
     ]
     graph = helper.make_graph(
         nodes,
@@ -55,17 +51,17 @@ def linear_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _feed(n: int) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(0)
-    return {s.name: rng.standard_normal((n, *s.shape[1:])).astype(np.float32) for s in contract_input_specs(CONTRACT)}
+    return {s.name: rng.standard_normal((n, *s.shape[1:])).astype(np.float32) for s in CONTRACT.input_specs()}
 
 
 def test_contract_specs_name_the_inputs_and_shapes() -> None:
-    specs = {s.name: s.shape for s in contract_input_specs(CONTRACT)}
+    specs = {s.name: s.shape for s in CONTRACT.input_specs()}
     assert specs == {"skeleton": (None, 3, 8, 17), "gait_series": (None, 2, 8), "gait_scalars": (None, 1)}
 
 
 def test_make_runner_runs_ort_cpu_and_checks_inputs(linear_onnx: Path) -> None:
     feed = _feed(3)
-    with make_runner(linear_onnx, "ort-cpu", threads=1) as runner:
+    with BACKENDS.make_runner(linear_onnx, "ort-cpu", threads=1) as runner:
         assert isinstance(runner, OnnxRuntimeRunner) and runner.is_active
         out = runner.infer(feed)["logits"]
         with pytest.raises(CpgaitError, match=r"input 'skeleton': shape \(3, 3, 9, 17\); expected \('N', 3, 8, 17\)"):
@@ -90,15 +86,31 @@ def test_make_runner_refuses_unknown_backends_and_options(
     linear_onnx: Path, backend: str, options: dict, expected: str
 ) -> None:
     with pytest.raises(CpgaitError, match=expected):
-        make_runner(linear_onnx, backend, **options)
+        BACKENDS.make_runner(linear_onnx, backend, **options)
 
 
-def test_every_registered_backend_names_a_runner_class() -> None:
-    import importlib
+def test_every_registered_backend_names_a_runner_class_and_a_reason_when_unavailable() -> None:
+    for name in BACKENDS.names():
+        backend = BACKENDS.get(name)
+        assert issubclass(backend.runner, Runner), name
+        reason = backend.unavailable()
+        assert reason is None or isinstance(reason, str) and reason, name
+    assert BACKENDS.unavailable_reason("ort-cpu") is None  # the embedded default runs everywhere
+    no_gpu = cuda_unavailable()
+    if no_gpu is not None:  # these machines: every CUDA backend says so first
+        assert all(BACKENDS.unavailable_reason(n) == no_gpu for n in ("ort-cuda", "trt", "torch-cuda"))
 
-    for target, _ in BACKENDS.values():
-        module, cls = target.split(":")
-        assert issubclass(getattr(importlib.import_module(module), cls), Runner)
+
+@pytest.mark.parametrize(
+    "path,backend", [("m.onnx", "ort-cpu"), ("m.int8.onnx", "ort-cpu"), ("m.plan", "trt"), ("m.pt", "torch")]
+)
+def test_default_backend_follows_the_file_format(path: str, backend: str) -> None:
+    assert BACKENDS.default_for(path) == backend
+
+
+def test_a_backend_refuses_a_file_format_it_does_not_run(linear_onnx: Path) -> None:
+    with pytest.raises(CpgaitError, match="backend torch runs checkpoint files, not onnx files"):
+        BACKENDS.make_runner(linear_onnx, "torch")
 
 
 def test_ort_cuda_says_what_to_install_without_the_provider(linear_onnx: Path) -> None:
@@ -107,7 +119,7 @@ def test_ort_cuda_says_what_to_install_without_the_provider(linear_onnx: Path) -
     if "CUDAExecutionProvider" in ort.get_available_providers():
         pytest.skip("onnxruntime-gpu is installed here; the refusal is for CPU-only onnxruntime")
     with pytest.raises(CpgaitError, match="no CUDAExecutionProvider; install onnxruntime-gpu"):
-        make_runner(linear_onnx, "ort-cuda").activate()
+        BACKENDS.make_runner(linear_onnx, "ort-cuda").activate()
 
 
 def _cuda_ready() -> str | None:
@@ -144,9 +156,10 @@ def test_torch_runner_matches_the_exported_onnx(tmp_path: Path) -> None:
     ckpt = Checkpoint(config, CONTRACT, model.state_dict()).save(tmp_path / "m.pt")
     onnx_path = save_model(export_model(model.eval(), CONTRACT, tmp_path / "m.onnx"), tmp_path / "m.onnx")
     feed = _feed(4)
-    with make_runner(ckpt, "torch", threads=1) as runner:
+    with BACKENDS.make_runner(ckpt, "torch", threads=1) as runner:
         got = runner.infer(feed)["logits"]
         assert runner.contract == CONTRACT
-    assert np.abs(got - make_runner(onnx_path).infer(feed)["logits"]).max() <= 1e-4
+    assert np.abs(got - BACKENDS.make_runner(onnx_path).infer(feed)["logits"]).max() <= 1e-4
     with pytest.raises(CpgaitError, match="model contract does not match"):
-        make_runner(ckpt, "torch", contract=ModelContract.from_dict({**CONTRACT.__dict__, "fps": 25.0})).activate()
+        other = ModelContract.from_dict({**CONTRACT.__dict__, "fps": 25.0})
+        BACKENDS.make_runner(ckpt, "torch", contract=other).activate()

@@ -15,22 +15,19 @@ import numpy as np
 import pytest
 
 from cpgait.errors import CpgaitError
-from cpgait.runtime.backends.runners import Runner, TensorSpec
+from cpgait.runtime.app.record import record_sequence
+from cpgait.runtime.app.run import RunOptions, run_live
+from cpgait.runtime.backends.runner import Runner
 from cpgait.runtime.core.contract import METADATA_KEY, ModelContract
 from cpgait.runtime.core.layouts import get_layout
 from cpgait.runtime.core.sequence import KeypointSequence
+from cpgait.runtime.core.tensors import TensorSpec
 from cpgait.runtime.gait.features import SCALAR_NAMES, SERIES_NAMES, compute_features
 from cpgait.runtime.live.capture import FileSource
+from cpgait.runtime.live.events import EventLog
 from cpgait.runtime.live.gait_session import ESTIMATE, NOT_ENOUGH, GaitSession
-from cpgait.runtime.live.overlay import EventLog, Overlay, fit_width
-from cpgait.runtime.live.pipeline import (
-    Pipeline,
-    RunOptions,
-    TimingLog,
-    layout_converter,
-    record_sequence,
-    run_live,
-)
+from cpgait.runtime.live.overlay import Overlay, fit_width
+from cpgait.runtime.live.pipeline import Pipeline, TimingLog, layout_converter
 from cpgait.runtime.live.subject import (
     BAD_OUTPUT,
     LOST,
@@ -68,13 +65,11 @@ class FakeRunner(Runner):
         self.contract, self.logits, self.calls = contract, logits, 0
         self.names = names or contract.input_names
 
-    def input_specs(self) -> list[TensorSpec]:
+    def _activate(self) -> None:
         t, s, c = self.contract.window, len(self.contract.series_features), len(self.contract.scalar_features)
         shapes = {"skeleton": (None, 3, t, 17), "gait_series": (None, s, t), "gait_scalars": (None, c)}
-        return [TensorSpec(n, np.dtype(np.float32), shapes.get(n, (None,))) for n in self.names]
-
-    def _activate(self) -> None:
-        pass
+        self._specs = [TensorSpec(n, np.dtype(np.float32), shapes.get(n, (None,))) for n in self.names]
+        self._outputs = [self.contract.output_name]
 
     def _infer(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         out = np.array([self.logits[self.calls % len(self.logits)]], dtype=np.float32)
@@ -217,6 +212,10 @@ class FakePose:
         self.fail_at = fail_at
         self.trouble = trouble or {}  # frame -> "nan", "tiny" or "occluded"
         self.resets = 0
+        self.last_timings_ms: dict[str, float] = {}
+
+    def runners(self) -> list[Runner]:
+        return []
 
     @staticmethod
     def _frame(image: np.ndarray) -> tuple[int, bool]:
@@ -321,8 +320,13 @@ def test_record_sequence_keeps_the_walkers_frames(tmp_path: Path) -> None:
     assert sequence.layout == "coco17" and sequence.fps == pytest.approx(15.0) and sequence.image_size == SCENE_SIZE
     assert sequence.num_frames < SCENE_FRAMES  # trimmed to the walker's measured span
     assert (sequence.keypoints[..., 2].max(axis=1) == 0).sum() == 3  # the three frames without anyone
+    rows = sequence.frame_index
+    assert rows[0] > 0 and np.array_equal(rows, np.arange(rows[0], rows[0] + sequence.num_frames))
+    np.testing.assert_allclose(sequence.timestamps, rows / 15.0)  # a file's frame k is at k / fps
     path = sequence.save(tmp_path / "walk.npz")
-    assert type(sequence).load(path).num_frames == sequence.num_frames
+    loaded = type(sequence).load(path)
+    assert loaded.num_frames == sequence.num_frames and np.array_equal(loaded.frame_index, rows)
+    np.testing.assert_array_equal(loaded.timestamps, sequence.timestamps)
 
 
 def test_record_sequence_without_anyone_is_an_error(tmp_path: Path) -> None:
@@ -416,8 +420,8 @@ def test_the_walker_is_tracked_on_the_real_clip_with_a_plausible_cadence(demo_cl
         assert picture is not None and picture.shape == (height, width, 3)
 
     options = RunOptions(
-        str(demo_clip),
-        str(model),
+        source=str(demo_clip),
+        model=str(model),
         events=str(events),
         out=str(tmp_path / "overlay.mp4"),
         stride=15,

@@ -79,21 +79,24 @@ def test_follow_updates_the_subject_without_association() -> None:
     assert moved.track_id == subject.track_id and moved.box == (100.0, 200.0, 228.0, 520.0)
 
 
-def test_unsee_makes_a_subject_matched_at_this_time_unseen() -> None:
+def test_update_names_the_subjects_box_and_miss_makes_it_unseen() -> None:
     tracker = SubjectTracker(SIZE)
     subject = _run(tracker, 2.0, who=("walker",))[-1]
-    assert subject is not None and subject.seen
-    tracker.unsee()  # its pose could not be measured after all
-    assert not tracker.subject.seen and tracker.subject.track_id == subject.track_id
-    t = 2.0
-    tracker.update(t, np.array([_scene(t, np.random.default_rng(1))["walker"]]))
-    assert tracker.subject.seen and tracker.subject.track_id == subject.track_id  # found again, same person
+    assert subject is not None and subject.seen and subject.detection == 0
+    scene = _scene(2.0, np.random.default_rng(1))
+    matched = tracker.update(2.0, np.array([scene["roof"], scene["walker"]]))
+    assert matched.track_id == subject.track_id and matched.detection == 1  # the walker's is the second box
+    missed = tracker.miss(2.0)  # its pose could not be measured after all
+    assert not missed.seen and missed.detection is None and missed.track_id == subject.track_id
+    t = 2.0 + 1 / FPS
+    found = tracker.update(t, np.array([_scene(t, np.random.default_rng(2))["walker"]]))
+    assert found.seen and found.track_id == subject.track_id  # found again, same person
 
 
 def test_invalid_boxes_are_ignored() -> None:
     tracker = SubjectTracker(SIZE)
     tracker.update(0.0, np.array([[np.nan, 0, 10, 10], [5, 5, 5, 50], [0, 0, 40, 100]]))
-    assert len(tracker.tracks) == 1 and tracker.matched == {0: 2}
+    assert len(tracker.tracks) == 1 and tracker.tracks[0].box.tolist() == [0, 0, 40, 100]
 
 
 @pytest.mark.parametrize(

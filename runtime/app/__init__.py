@@ -1,0 +1,1 @@
+"""The applications on top of the live loop: `cpgait run` (live assessment) and `cpgait pose` (recording)."""

@@ -1,0 +1,224 @@
+"""`cpgait run`: the live loop as an application, wiring a source, the pose model and the classifier into the
+threaded pipeline, with overlay video, JSON-lines events, display, window recording and the run summary."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from cpgait.errors import CpgaitError, refuse_overwrite
+from cpgait.runtime.backends.registry import RUNTIME_BACKENDS
+from cpgait.runtime.core.contract import ModelContract
+from cpgait.runtime.live.capture import open_source
+from cpgait.runtime.live.events import EventLog
+from cpgait.runtime.live.gait_session import GaitSession
+from cpgait.runtime.live.overlay import SYNTHETIC_NOTE, Overlay, OverlayVideo, fit_width
+from cpgait.runtime.live.pipeline import FrameReport, Pipeline, RunSummary, TimingLog, layout_converter
+from cpgait.runtime.live.recorder import WindowRecorder
+from cpgait.runtime.live.subject import SubjectPose
+from cpgait.runtime.pose.catalog import load_pose_model
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunOptions:
+    """`cpgait run` settings (see the CLI's help for each)."""
+
+    source: str
+    model: str
+    pose: str = "blazepose"
+    backend: str = "ort-cpu"
+    pose_backend: str | None = None
+    show: bool = False
+    out: str | None = None
+    events: str | None = None
+    overwrite: bool = False
+    paced: bool = False
+    stride: int | None = None
+    max_frames: int | None = None
+    record: str | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("stride", "max_frames"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise CpgaitError(f"{name.replace('_', '-')} is {value}; expected at least 1")
+
+
+def run_live(
+    options: RunOptions, on_report: Callable[[FrameReport, np.ndarray | None], None] | None = None
+) -> tuple[RunSummary, ModelContract]:
+    """`cpgait run`: the whole loop on a source with overlay video, events and display as asked.
+
+    Checks everything the user gave before the first frame (model contract vs pose layout, outputs not to be
+    overwritten, display available). `on_report` also sees each overlay picture (None when nothing draws).
+    """
+    contract = ModelContract.from_onnx(options.model)
+    for path in (options.out, options.events):
+        if path is not None:
+            refuse_overwrite(path, options.overwrite)
+    pose = load_pose_model(options.pose, options.pose_backend or options.backend)
+    for pose_runner in pose.runners():  # load the pose networks now, not on the first frame (it would count as latency)
+        pose_runner.activate()
+    runner = RUNTIME_BACKENDS.make_runner(options.model, options.backend)
+    session = GaitSession(contract, runner, stride=options.stride)
+    layout_converter(pose.layout, contract, f"pose model {options.pose} (layout {pose.layout}) for {options.model}")
+    if options.show:
+        _check_display()
+    source = open_source(options.source, paced=options.paced, max_frames=options.max_frames)
+    try:
+        video = OverlayVideo(options.out, source.fps, options.overwrite) if options.out else None
+        events = EventLog(options.events, options.overwrite) if options.events else None
+    except CpgaitError:
+        source.close()
+        raise
+    overlay = Overlay(contract.class_names, contract.synthetic) if (video or options.show or on_report) else None
+    recorder = None
+    if options.record is not None:
+        recorder = WindowRecorder(
+            options.record,
+            contract.layout,
+            contract.fps,
+            source.size,
+            source=f"recorded by `cpgait run` from {options.source}",
+        )
+    pipeline = Pipeline(source, SubjectPose(pose, source.size, pose.layout), session, recorder=recorder)
+    last_subject: list[int | None] = [None]
+
+    def handle(report: FrameReport) -> None:
+        t0 = time.perf_counter_ns()
+        picture = overlay(report) if overlay is not None else None
+        if video is not None and picture is not None:  # an overlay is drawn whenever there is a video or a window
+            video.write(picture)
+        if options.show and picture is not None:
+            import cv2
+
+            cv2.imshow("cpgait", fit_width(picture))
+            if cv2.waitKey(1) & 0xFF in (ord("q"), 27):
+                pipeline.stop()
+        if picture is not None:
+            report.timings_ns["drawing"] = time.perf_counter_ns() - t0
+        if events is not None:
+            subject = report.subject.subject
+            sid = None if subject is None else subject.track_id
+            if sid != last_subject[0]:
+                last_subject[0] = sid
+                events.write(
+                    {
+                        "type": "subject",
+                        "time_s": round(report.subject.frame.timestamp, 4),
+                        "frame": report.subject.frame.index,
+                        "subject": sid,
+                    }
+                )
+            if report.ended is not None:
+                events.write({**report.ended.to_json(), "time_s": round(report.subject.frame.timestamp, 4)})
+            if report.window is not None:
+                events.write(report.window.to_json())
+        if on_report is not None:
+            on_report(report, picture)
+
+    try:
+        with runner, source:
+            if events is not None:
+                events.write(
+                    {
+                        "type": "start",
+                        "source": str(options.source),
+                        "model": str(options.model),
+                        "pose": options.pose,
+                        "backend": options.backend,
+                        "fps": source.fps,
+                        "image_size": list(source.size),
+                        "contract": json.loads(contract.to_json()),
+                    }
+                )
+            summary = pipeline.run(handle)
+            if events is not None:
+                events.write(summary_json(summary, contract))
+    finally:
+        if video is not None:
+            video.close()
+        if events is not None:
+            events.close()
+        if options.show:
+            import cv2
+
+            cv2.destroyAllWindows()
+    return summary, contract
+
+
+def _check_display() -> None:
+    import cv2
+
+    try:
+        cv2.namedWindow("cpgait", cv2.WINDOW_NORMAL)
+    except cv2.error:
+        raise CpgaitError(
+            "--show: this OpenCV has no display support (opencv-python-headless); "
+            "use --headless with --out overlay.mp4, or install opencv-python"
+        ) from None
+
+
+def summary_json(summary: RunSummary, contract: ModelContract | None) -> dict:
+    """The run summary as one JSON object (the last line of `--events`)."""
+    est = summary.estimate
+    return {
+        "type": "summary",
+        "frames": summary.frames,
+        "wall_s": round(summary.wall_s, 3),
+        "fps": round(summary.fps, 2),
+        "statuses": summary.statuses,
+        "live": summary.live,
+        "frames_skipped": summary.capture.frames_skipped,
+        "reconnects": summary.capture.reconnects,
+        "capture_errors": summary.capture.errors[-10:],
+        "windows": summary.windows,
+        "subjects": summary.subjects,
+        "session": None if est is None else est.to_json(),
+        "timings_ms": {k: {m: round(v, 3) for m, v in d.items()} for k, d in summary.timings_ms.items()},
+        "synthetic_model": None if contract is None else contract.synthetic,
+    }
+
+
+def format_summary(summary: RunSummary, contract: ModelContract | None, source: str) -> str:
+    """The human-readable end-of-run summary `cpgait run` prints."""
+    t = summary.timings_ms
+    lines = [f"{source}: {summary.frames} frames in {summary.wall_s:.2f} s = {summary.fps:.1f} frames/s"]
+    if summary.capture.frames_skipped or summary.capture.reconnects or summary.capture.errors:
+        lines.append(
+            f"live source: {summary.capture.frames_skipped} frames skipped (newest-frame policy), "
+            f"{summary.capture.reconnects} reconnects"
+        )
+    if summary.capture.errors:
+        lines.append(f"source errors: {len(summary.capture.errors)}, the last: {summary.capture.errors[-1]}")
+    by_count = sorted(summary.statuses.items(), key=lambda kv: -kv[1])
+    lines.append("subject: " + ", ".join(f"{k} {v}" for k, v in by_count))
+    stages = [s for s in TimingLog.STAGES if s in t and s != "latency"]
+    lines.append(
+        "stage ms (mean / p95 over frames where it ran): "
+        + ", ".join(f"{s} {t[s]['mean']:.1f}/{t[s]['p95']:.1f}" for s in stages)
+    )
+    if "latency" in t:
+        how = "" if summary.live else " (a file read as fast as it goes: frames wait in queues; --paced measures live)"
+        lines.append(
+            f"latency capture -> result: p50 {t['latency']['p50']:.1f} ms, p95 {t['latency']['p95']:.1f} ms" + how
+        )
+    est = summary.estimate
+    if est is not None:
+        if est.probabilities is None:
+            lines.append(
+                f"session: {est.state} ({est.valid_frames} of the last {est.frames_needed} model frames show the legs)"
+            )
+        else:
+            probs = ", ".join(f"{n} {p:.2f}" for n, p in zip(est.class_names, est.probabilities))
+            lines.append(
+                f"session estimate: {est.class_name} (confidence {est.confidence:.2f}, agreement "
+                f"{est.agreement:.0%} over {est.windows} windows; mean probabilities {probs})"
+            )
+    if contract is not None and contract.synthetic:
+        lines.append(SYNTHETIC_NOTE)
+    return "\n".join(lines)
