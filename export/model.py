@@ -181,12 +181,13 @@ class SkeletonStream(nn.Module):
     """ST-GCN: optional motion and bone channels, BatchNorm over (C * V) of the input, then the ten blocks.
     Output [N, C_last, T/4, V]."""
 
+    bone_matrix: Tensor | None
+
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         adjacency = torch.from_numpy(stgcn_partitions(COCO17))
-        self.motion, self.bones = config.motion, config.bones
-        if config.bones:
-            self.register_buffer("bone_matrix", bone_matrix())
+        self.motion = config.motion
+        self.register_buffer("bone_matrix", bone_matrix() if config.bones else None)
         self.input_bn = nn.BatchNorm1d(config.skeleton_channels * COCO17.num_joints)
         blocks, c_in = [], config.skeleton_channels
         for i, (c_out, stride) in enumerate(zip(config.channels, STGCN_STRIDES)):
@@ -201,7 +202,7 @@ class SkeletonStream(nn.Module):
         xy, parts = x[:, :2], [x]
         if self.motion:
             parts.append(torch.cat([torch.zeros_like(xy[:, :, :1]), xy[:, :, 1:] - xy[:, :, :-1]], dim=2))
-        if self.bones:
+        if self.bone_matrix is not None:
             parts.append(xy - xy @ self.bone_matrix)
         return torch.cat(parts, dim=1) if len(parts) > 1 else x
 

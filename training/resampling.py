@@ -141,7 +141,7 @@ def bootstrap_scores(
     seed: int = 0,
     level: float = 0.95,
     groups: np.ndarray | None = None,
-) -> dict[str, dict[str, float]]:
+) -> dict[str, dict[str, float | None]]:
     """Each metric on the subjects, with a percentile bootstrap interval over subjects: {metric: {value, lo, hi}}
     (None where undefined). With `groups` (the subject of each row, e.g. one row per CV repeat) whole subjects are
     resampled."""
@@ -173,7 +173,7 @@ def paired_difference(
     seed: int = 0,
     level: float = 0.95,
     groups: np.ndarray | None = None,
-) -> dict[str, float]:
+) -> dict[str, float | None]:
     """metric(a) - metric(b) on the same subjects, with a paired bootstrap interval (one resample of subjects
     scores both models), and the share of subjects on which the two disagree in correctness (the discordance)."""
     fn = _metric(metric)

@@ -97,7 +97,7 @@ MIN_STEP_FRACTION = 0.5  # nor are steps shorter than this fraction of the windo
 _LEG_L = ("left_hip", "left_knee", "left_ankle")
 _LEG_R = ("right_hip", "right_knee", "right_ankle")
 _TRUNK = ("left_shoulder", "right_shoulder")
-_ANKLES = ("left_ankle", "right_ankle")  # contacts, steps and strides come from the feet (ankles in COCO-17)
+_ANKLE_PAIR = ("left_ankle", "right_ankle")  # contacts, steps and strides come from the feet (ankles in COCO-17)
 _HIPS = ("left_hip", "right_hip")
 _LEGS = _LEG_L + _LEG_R
 
@@ -166,32 +166,41 @@ FEATURES: tuple[FeatureSpec, ...] = (
         "inter_ankle_distance",
         "series",
         "leg",
-        _ANKLES,
+        _ANKLE_PAIR,
         1.0,
         "signed horizontal left - right ankle distance / leg length, left ahead positive",
     ),
-    FeatureSpec("cadence", "scalar", "steps/min", _ANKLES, 100.0, "60 / mean step time"),
-    FeatureSpec("step_time", "scalar", "s", _ANKLES, 1.0, "mean time between consecutive heel strikes"),
-    FeatureSpec("step_length", "scalar", "leg", _HIPS + _ANKLES, 1.0, "speed x step time: progression per step"),
+    FeatureSpec("cadence", "scalar", "steps/min", _ANKLE_PAIR, 100.0, "60 / mean step time"),
+    FeatureSpec("step_time", "scalar", "s", _ANKLE_PAIR, 1.0, "mean time between consecutive heel strikes"),
+    FeatureSpec("step_length", "scalar", "leg", _HIPS + _ANKLE_PAIR, 1.0, "speed x step time: progression per step"),
     FeatureSpec("speed", "scalar", "leg/s", _HIPS, 1.0, "mid-hip progression (pixels/s) / leg length"),
     # per stride: the strides come from the heel strikes, i.e. from both legs
-    FeatureSpec("knee_rom_left", "scalar", "deg", _LEG_L + _ANKLES[1:], 90.0, "max - min left knee flexion per stride"),
     FeatureSpec(
-        "knee_rom_right", "scalar", "deg", _LEG_R + _ANKLES[:1], 90.0, "max - min right knee flexion per stride"
+        "knee_rom_left", "scalar", "deg", _LEG_L + _ANKLE_PAIR[1:], 90.0, "max - min left knee flexion per stride"
     ),
     FeatureSpec(
-        "knee_peak_extension_left", "scalar", "deg", _LEG_L + _ANKLES[1:], 90.0, "min left knee flexion per stride"
+        "knee_rom_right", "scalar", "deg", _LEG_R + _ANKLE_PAIR[:1], 90.0, "max - min right knee flexion per stride"
     ),
     FeatureSpec(
-        "knee_peak_extension_right", "scalar", "deg", _LEG_R + _ANKLES[:1], 90.0, "min right knee flexion per stride"
+        "knee_peak_extension_left", "scalar", "deg", _LEG_L + _ANKLE_PAIR[1:], 90.0, "min left knee flexion per stride"
+    ),
+    FeatureSpec(
+        "knee_peak_extension_right",
+        "scalar",
+        "deg",
+        _LEG_R + _ANKLE_PAIR[:1],
+        90.0,
+        "min right knee flexion per stride",
     ),
     FeatureSpec("si_knee_rom", "scalar", "%", _LEGS, 100.0, "symmetry index of the knee ROM"),
-    FeatureSpec("si_step_time", "scalar", "%", _ANKLES, 100.0, "symmetry index of left/right step time"),
-    FeatureSpec("si_step_length", "scalar", "%", _ANKLES, 100.0, "symmetry index of left/right step length"),
+    FeatureSpec("si_step_time", "scalar", "%", _ANKLE_PAIR, 100.0, "symmetry index of left/right step time"),
+    FeatureSpec("si_step_length", "scalar", "%", _ANKLE_PAIR, 100.0, "symmetry index of left/right step length"),
     # stance phase: from each foot's initial contact to its toe-off (see `stance_events`)
-    FeatureSpec("stance_time", "scalar", "s", _ANKLES, 1.0, "mean time from a foot's initial contact to its toe-off"),
-    FeatureSpec("swing_time", "scalar", "s", _ANKLES, 1.0, "mean time from a foot's toe-off to its next contact"),
-    FeatureSpec("stance_swing_ratio", "scalar", "1", _ANKLES, 1.0, "stance time / swing time"),
+    FeatureSpec(
+        "stance_time", "scalar", "s", _ANKLE_PAIR, 1.0, "mean time from a foot's initial contact to its toe-off"
+    ),
+    FeatureSpec("swing_time", "scalar", "s", _ANKLE_PAIR, 1.0, "mean time from a foot's toe-off to its next contact"),
+    FeatureSpec("stance_swing_ratio", "scalar", "1", _ANKLE_PAIR, 1.0, "stance time / swing time"),
     FeatureSpec("knee_flexion_contact_left", "scalar", "deg", _LEG_L, 90.0, "left knee flexion at initial contact"),
     FeatureSpec("knee_flexion_contact_right", "scalar", "deg", _LEG_R, 90.0, "right knee flexion at initial contact"),
     FeatureSpec("knee_flexion_stance_min_left", "scalar", "deg", _LEG_L, 90.0, "least left knee flexion in stance"),
