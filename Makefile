@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test lint typecheck model paper-table bench clean
+.PHONY: venv demo test lint typecheck model paper-table agreement bench clean
 
 venv: $(STAMP)
 
@@ -76,6 +76,12 @@ paper-table: $(STAMP)
 	$(BIN)/python scripts/paper_table.py .cache/paper/data .cache/paper --folds 5 --repeats 2 --k 2,4,8 --draws 1 \
 		--epochs 6 --patience 3 --width 0.125 --no-augment
 	mkdir -p docs && cp .cache/paper/table.md docs/paper-table.md && cp .cache/paper/accuracy_vs_k.png docs/
+
+# cpgait's gait features against the true values of 200 SYNTHETIC walks at 25 fps (the measurement the CP video
+# paper makes against the gait lab; on the real data: cpgait import gaitlab, then cpgait agreement). Seconds.
+agreement: $(STAMP)
+	rm -rf .cache/agreement && $(BIN)/cpgait synth .cache/agreement --n 200 --seed 0 --fps 25
+	$(BIN)/cpgait agreement .cache/agreement -o docs/feature-agreement --overwrite
 
 # Speed of the reference model on every backend (unavailable ones listed with the reason), of the full-width
 # (paper-size, 64..256 channels) architecture, of the live gait features and of the live loop on the demo clip,

@@ -7,8 +7,10 @@ kiosk that has neither torch nor tensorrt installed.
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import typer
+from typer.core import TyperGroup
 
 from cpgait import __version__
 from cpgait.errors import CpgaitError
@@ -466,7 +468,24 @@ def synth(
     typer.echo("SYNTHETIC data for exercising the toolkit, not patient data")
 
 
-@app.command("import")
+class _ImportGroup(TyperGroup):
+    """`cpgait import SRC ...` without a sub-command name means `cpgait import keypoints SRC ...`."""
+
+    def parse_args(self, ctx, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ctx.help_option_names:
+            args = ["keypoints", *args]
+        return super().parse_args(ctx, args)
+
+
+import_app = typer.Typer(
+    cls=_ImportGroup,
+    help="Import keypoints made elsewhere: one recording (OpenPose JSON, CSV) or a whole data set (gaitlab).",
+    no_args_is_help=True,
+)
+app.add_typer(import_app, name="import")
+
+
+@import_app.command("keypoints")
 def import_keypoints(
     src: str = typer.Argument(
         ..., metavar="SRC", help="A folder of OpenPose *_keypoints.json files, or a keypoint CSV."
@@ -495,13 +514,9 @@ def import_keypoints(
         fmt = "openpose" if source.is_dir() else "csv" if source.suffix.lower() == ".csv" else ""
         if not fmt:
             raise CpgaitError(f"{source}: cannot tell the format; expected a folder (OpenPose JSON) or a .csv file")
-    size = None
-    if image_size is not None:
-        parts = image_size.lower().split("x")
-        if len(parts) != 2 or not all(p.isdigit() and int(p) > 0 for p in parts):
-            raise CpgaitError(f"--image-size is {image_size!r}; expected WIDTHxHEIGHT, e.g. 1920x1080")
-        size = (int(parts[0]), int(parts[1]))
-    common = dict(layout=layout, image_size=size, label=label, subject_id=subject, recording_id=recording)
+    common: dict[str, Any] = dict(
+        layout=layout, image_size=_image_size(image_size), label=label, subject_id=subject, recording_id=recording
+    )
     if fmt == "openpose":
         seq = import_openpose(source, fps, **common)
     elif fmt == "csv":
@@ -511,6 +526,61 @@ def import_keypoints(
     path = seq.save(out, overwrite=overwrite)
     missing = float(np.mean(seq.keypoints[..., 2] <= 0))
     typer.echo(f"{path}: {seq.num_frames} frames, layout {seq.layout}, {seq.fps:g} fps, {missing:.1%} points missing")
+
+
+@import_app.command("gaitlab")
+def import_gaitlab_command(
+    root: str = typer.Argument(
+        None, help="The data set's folder (holding processed/video_csvs/ and processed/alldata_processed.csv)."
+    ),
+    out: str = typer.Option(..., "-o", "--out", help="Output folder: sequences/, manifests, import-summary.json."),
+    videos: str = typer.Option(None, "--videos", help="Folder of <videoid>.csv keypoint files (instead of ROOT's)."),
+    table: str = typer.Option(None, "--table", help="The lab table, alldata_processed.csv (instead of ROOT's)."),
+    split_file: str = typer.Option(
+        None, "--split-file", help="train_test_valid_id_split.csv (default: ROOT's, when present)."
+    ),
+    unlabelled: str = typer.Option(
+        "skip", "--unlabelled", help="Videos without a usable GMFCS I-IV level: skip, or keep (label unknown)."
+    ),
+    fps: float = typer.Option(25.0, "--fps", help="Frames per second of the video CSVs (the data set's are 25)."),
+    image_size: str = typer.Option(None, "--image-size", help="WIDTHxHEIGHT of the videos (default: fits the points)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Write into OUT even if it holds an earlier import."),
+) -> None:
+    """Import the Gillette CP gait video data set (Kidzinski et al. 2020; CC BY-NC, download it yourself)."""
+    from cpgait.runtime.data.gaitlab import GaitlabFiles, import_gaitlab
+
+    if unlabelled not in ("skip", "keep"):
+        raise CpgaitError(f"--unlabelled is {unlabelled!r}; expected skip or keep")
+    files = GaitlabFiles.locate(root, videos, table, split_file)
+    size = _image_size(image_size)
+    summary = import_gaitlab(files, out, unlabelled == "keep", fps=fps, image_size=size, overwrite=overwrite)
+    typer.echo(summary.text())
+    typer.echo(f"wrote {out}/manifest.csv and {len(summary.imported)} sequences with lab truth to {out}/sequences/")
+    typer.echo("licence of the data: CC BY-NC 2.0 (non-commercial use only); keep it and models trained on it so")
+
+
+def _image_size(text: str | None) -> tuple[int, int] | None:
+    """--image-size WIDTHxHEIGHT -> (width, height)."""
+    if text is None:
+        return None
+    parts = text.lower().split("x")
+    if len(parts) != 2 or not all(p.isdigit() and int(p) > 0 for p in parts):
+        raise CpgaitError(f"--image-size is {text!r}; expected WIDTHxHEIGHT, e.g. 1920x1080")
+    return int(parts[0]), int(parts[1])
+
+
+@app.command("agreement")
+def agreement_command(
+    data: str = typer.Argument(..., help="Sequences with truth files: a folder of .npz + .truth.json or a manifest."),
+    out: str = typer.Option(None, "-o", "--out", help="Folder for agreement.json, .md and .png (default: print)."),
+    window_s: float = typer.Option(124 / 25, "--window-s", help="Window length in seconds (the paper's 124 frames)."),
+    stride_s: float = typer.Option(31 / 25, "--stride-s", help="Seconds between window starts."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing files in --out."),
+) -> None:
+    """Gait features vs truth (lab values or synthetic): r with 95% interval, MAE and bias per feature, scatter."""
+    from cpgait.training.agreement import agreement
+
+    agreement(data, out, window_s=window_s, stride_s=stride_s, overwrite=overwrite)
 
 
 def main() -> None:
