@@ -68,7 +68,7 @@ def run_fold(data: Path, out: Path, fold, args: argparse.Namespace) -> dict[str,
             "predicted": {s["subject"]: s["predicted"] for s in report["per_subject"]},
             "label": {s["subject"]: s["label"] for s in report["per_subject"]},
             "joints": list(joints),
-            "features": len(select_features(joints)) if joints else len(REGISTRY),
+            "features": 0 if streams == "skeleton" else len(select_features(joints)) if joints else len(REGISTRY),
             "seconds": round(time.monotonic() - started, 1),
         }
 

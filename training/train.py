@@ -172,15 +172,16 @@ def file_sha256(path: str | Path) -> str:
 
 
 def init_skeleton_stream(model: SeverityModel, path: str | Path) -> str:
-    """Copy the ST-GCN (and its projection) of checkpoint `path` into `model` (the study's order: the fused model
-    starts from the skeleton baseline that Grad-CAM explained). Returns the checkpoint's SHA-256."""
+    """Copy the ST-GCN of checkpoint `path` into `model` (the study's order: the fused model starts from the skeleton
+    baseline that Grad-CAM explained). Only the ten blocks and the input norm are taken: the projection into the
+    fusion embedding and the head are new to the fused model. Returns the checkpoint's SHA-256."""
     source = load_checkpoint(path)
     if not (source.config.uses_skeleton and model.config.uses_skeleton):
         raise CpgaitError(
             f"--init-skeleton {path}: a {source.config.streams} checkpoint cannot initialise a "
             f"{model.config.streams} model's ST-GCN (both need a skeleton stream)"
         )
-    fields = ("window", "width", "temporal_kernel", "embed_dim", "motion", "bones")
+    fields = ("window", "width", "temporal_kernel", "motion", "bones")
     diffs = [
         f"{f}: {getattr(source.config, f)!r} vs {getattr(model.config, f)!r}"
         for f in fields
@@ -189,7 +190,7 @@ def init_skeleton_stream(model: SeverityModel, path: str | Path) -> str:
     if diffs:
         raise CpgaitError(f"--init-skeleton {path}: its ST-GCN has another shape ({'; '.join(diffs)})")
     own = model.state_dict()
-    taken = {k: v for k, v in source.state_dict.items() if k.startswith(("skeleton.", "skeleton_proj."))}
+    taken = {k: v for k, v in source.state_dict.items() if k.startswith("skeleton.")}
     own.update(taken)
     model.load_state_dict(own)
     return file_sha256(path)

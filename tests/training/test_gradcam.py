@@ -118,7 +118,7 @@ def test_init_skeleton_copies_the_st_gcn_and_checks_the_ranking_hash(tmp_path: P
     head_before = fused.head[0].weight.clone()
     assert init_skeleton_stream(fused, path) == file_sha256(path)
     for key, value in base.state_dict().items():
-        if key.startswith(("skeleton.", "skeleton_proj.")):
+        if key.startswith("skeleton."):
             torch.testing.assert_close(fused.state_dict()[key], value)
     torch.testing.assert_close(fused.head[0].weight, head_before)  # only the ST-GCN is taken over
     wide = SeverityModel(ModelConfig(window=T, num_series=1, num_scalars=1, width=0.25, embed_dim=8, heads=2))
