@@ -77,7 +77,7 @@ def evaluate(
     classes = len(contract.class_names)
     rec_probs = recording_probabilities(windows, probs)
     subject_of = {r.recording_id: r.subject_id for r in records}
-    subjects = np.array([subject_of[windows.recording_ids[i]] for i in windows.recording])
+    subjects = np.array([subject_of[r] for r in windows.recording_ids])[np.asarray(windows.recording)]
     ids, subj_probs, subj_labels = subject_probabilities(probs, subjects, windows.labels)
     subj_pred = subj_probs.argmax(1)
     report = {
