@@ -69,6 +69,15 @@ def train_command(
     width: float = typer.Option(0.25, "--width", help="ST-GCN channel multiplier (1.0 = 64..256 channels)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the split, initialisation, sampling and augmentation."),
     no_augment: bool = typer.Option(False, "--no-augment", help="Train without augmentation."),
+    motion: bool = typer.Option(False, "--motion", help="ST-GCN input: add joint motion (velocity) channels."),
+    bones: bool = typer.Option(False, "--bones", help="ST-GCN input: add bone-vector channels."),
+    init_skeleton: str = typer.Option(
+        None,
+        "--init-skeleton",
+        help="Checkpoint whose ST-GCN initialises this model's (default with --feature-joints: the checkpoint the "
+        "ranking explains, checked by its SHA-256).",
+    ),
+    no_init: bool = typer.Option(False, "--no-init", help="With --feature-joints: start the ST-GCN from random."),
     resume: bool = typer.Option(
         False, "--resume", help="Continue the interrupted run stored in --out (same data and options)."
     ),
@@ -76,11 +85,15 @@ def train_command(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace --out if it exists."),
 ) -> None:
     """Train the severity model (subject-level split, balanced sampling, augmentation, early stopping)."""
-    from cpgait.training.train import TrainConfig, joints_from_ranking, train
+    from cpgait.training.train import TrainConfig, baseline_of, joints_from_ranking, train
 
     if (feature_joints is None) != (top_k is None):
         raise CpgaitError("--feature-joints and --top-k go together: a ranking file and how many of its joints")
-    joints = joints_from_ranking(feature_joints, top_k) if feature_joints else ()
+    if init_skeleton and no_init:
+        raise CpgaitError("--init-skeleton and --no-init contradict each other; give one")
+    joints, provenance = joints_from_ranking(feature_joints, top_k) if feature_joints else ((), None)
+    if provenance is not None and not (init_skeleton or no_init) and streams != "gait":
+        init_skeleton = baseline_of(provenance)
     config = TrainConfig(
         streams=streams,
         window=window,
@@ -94,8 +107,11 @@ def train_command(
         patience=patience,
         joints=joints,
         augment=not no_augment,
+        motion=motion,
+        bones=bones,
+        init_skeleton=init_skeleton or "",
     )
-    train(data, out, config, device=device, resume=resume, overwrite=overwrite)
+    train(data, out, config, device=device, resume=resume, overwrite=overwrite, feature_ranking=provenance)
 
 
 @app.command("evaluate")
@@ -128,13 +144,19 @@ def explain_command(
         "or all. Default train, so choosing joints never looks at test data.",
     ),
     target: str = typer.Option("true", "--target", help="Explain the true class or the predicted class."),
+    layer: int = typer.Option(
+        None,
+        "--layer",
+        help="ST-GCN block to explain, 1-10 (default 10, the last, as the study; earlier blocks have mixed fewer "
+        "joints together).",
+    ),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing files in --out."),
 ) -> None:
     """Grad-CAM joint importance of the ST-GCN; writes the ranking `cpgait train --feature-joints` reads."""
     from cpgait.training.gradcam import explain
 
-    explain(checkpoint, data, out, split=split, target=target, overwrite=overwrite, device=device)
+    explain(checkpoint, data, out, split=split, target=target, overwrite=overwrite, device=device, layer=layer)
 
 
 @app.command("run")

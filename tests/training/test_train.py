@@ -13,9 +13,11 @@ import torch
 
 from cpgait.cli import main
 from cpgait.export.checkpoint import load_checkpoint
-from cpgait.runtime.gait.features import SCALAR_NAMES, SERIES_NAMES, with_masks
+from cpgait.runtime.core.layouts import COCO17
+from cpgait.runtime.gait.feature_bank import REGISTRY
+from cpgait.runtime.gait.features import SERIES_NAMES, with_masks
 from cpgait.training.synth import write_dataset
-from cpgait.training.train import TrainConfig, train
+from cpgait.training.train import TrainConfig, file_sha256, train
 
 TINY = dict(window=32, stride=16, epochs=3, batch_size=16, width=0.05, embed_dim=8, patience=10)
 TINY_ARGS = ["--window", "32", "--stride", "16", "--batch-size", "16", "--width", "0.05", "--device", "cpu"]
@@ -77,9 +79,12 @@ def test_checkpoint_carries_the_contract_and_says_synthetic(checkpoint: Path) ->
     ckpt = load_checkpoint(checkpoint)
     contract = ckpt.contract
     assert (contract.layout, contract.window, contract.fps, contract.streams) == ("coco17_feet", 32, 30.0, "fused")
-    assert contract.series_features == SERIES_NAMES and contract.scalar_features == with_masks(SCALAR_NAMES)
+    # every feature: the clinical ones first, then the per-joint bank (registry order), scalars with their masks
+    assert contract.series_features == tuple(f.name for f in REGISTRY if f.kind == "series")
+    assert contract.scalar_features == with_masks([f.name for f in REGISTRY if f.kind == "scalar"])
+    assert contract.series_features[: len(SERIES_NAMES)] == SERIES_NAMES
     assert contract.synthetic and "SYNTHETIC" in contract.training_data
-    assert {"left_hip", "right_hip", "left_knee", "right_ankle"} <= set(contract.feature_joints)
+    assert set(contract.feature_joints) == set(COCO17.joints)
     split = {name: set(subjects) for name, subjects in ckpt.training["split"].items()}
     assert set(split) == {"train", "val", "test"} and all(split.values())
     assert not (split["train"] & split["test"] or split["train"] & split["val"] or split["val"] & split["test"])
@@ -120,6 +125,9 @@ def test_evaluate_and_explain_write_their_reports(
     assert report["recordings"]["n"] == 24
     assert (tmp_path / "eval" / "confusion.png").stat().st_size > 0
     assert "macro-F1" in text and "kappa" in text
+    assert report["subjects"]["n"] == len(report["per_subject"]) and "95 % bootstrap intervals" in text
+    ci = report["subject_intervals"]["accuracy"]
+    assert ci["lo"] <= ci["value"] == report["subjects"]["accuracy"] <= ci["hi"]
 
     code, text = _cli(
         monkeypatch,
@@ -131,12 +139,15 @@ def test_evaluate_and_explain_write_their_reports(
         "all",
         "--out",
         str(tmp_path / "explain"),
+        "--layer",
+        "2",
         "--device",
         "cpu",
     )
     assert code == 0, text
     ranking = json.loads((tmp_path / "explain" / "joint_ranking.json").read_text())
     assert len(ranking["joints"]) == 17 and ranking["synthetic"] is True
+    assert ranking["layer"] == 2 and ranking["model_sha256"] == file_sha256(checkpoint)
     values = [j["importance"] for j in ranking["joints"]]
     assert values == sorted(values, reverse=True) and values[0] == 1.0
     assert (tmp_path / "explain" / "joint_importance.png").stat().st_size > 0
@@ -153,13 +164,16 @@ def test_evaluate_and_explain_write_their_reports(
         "--feature-joints",
         str(tmp_path / "explain" / "joint_ranking.json"),
         "--top-k",
-        "17",
+        "3",
         *TINY_ARGS,
     )
     assert code == 0, text
-    assert list(load_checkpoint(tmp_path / "top.pt").training["settings"]["joints"]) == [
-        j["name"] for j in ranking["joints"]
-    ]
+    top = load_checkpoint(tmp_path / "top.pt")
+    assert list(top.training["settings"]["joints"]) == [j["name"] for j in ranking["joints"][:3]]
+    # the study's order: the ST-GCN starts from the explained checkpoint, identified by its hash
+    assert top.training["init_skeleton_sha256"] == ranking["model_sha256"]
+    assert top.training["feature_ranking"]["top_k"] == 3
+    assert set(top.contract.feature_joints) <= {j["name"] for j in ranking["joints"][:3]}
 
 
 def _relabelled(data: Path, out: Path, label: int) -> Path:

@@ -14,7 +14,6 @@ from cpgait.runtime.gait.features import (
     SERIES_NAMES,
     IncrementalFeatures,
     compute_features,
-    select_features,
     window_inputs,
 )
 from cpgait.runtime.gait.keypoints import preprocess
@@ -91,35 +90,6 @@ def test_registry_names_kinds_and_units() -> None:
     assert list(SERIES_NAMES) + list(SCALAR_NAMES) == names
     assert {f.kind for f in FEATURES} == {"series", "scalar"}
     assert all(f.unit and f.description and set(f.joints) <= set(COCO17.joints) for f in FEATURES)
-
-
-def test_select_features_by_joints() -> None:
-    assert select_features(COCO17.joints) == [f.name for f in FEATURES]
-    left_leg = select_features(["left_hip", "right_hip", "left_knee", "left_ankle"])
-    assert left_leg == ["knee_flexion_left", "ankle_left"]
-    legs = select_features(["left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle"])
-    assert {"cadence", "step_length", "knee_rom_left", "si_knee_rom", "inter_ankle_distance"} <= set(legs)
-    assert not {"trunk_lean", "hip_flexion_left"} & set(legs)
-    assert select_features(["nose"]) == []
-
-
-def test_select_features_rejects_unknown_joint() -> None:
-    with pytest.raises(CpgaitError, match="left_heel"):
-        select_features(["left_hip", "left_heel"])
-
-
-# ---- geometry ----------------------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("knee,thigh,lean", [(0.0, 0.0, 0.0), (35.0, 20.0, 10.0), (60.0, -15.0, -5.0)])
-def test_known_angles(knee: float, thigh: float, lean: float) -> None:
-    f = compute_features(figure(knee=knee, thigh=thigh, lean=lean, foot=-12.0), "coco17_feet", FPS)
-    for side in ("left", "right"):
-        np.testing.assert_allclose(f.series_of(f"knee_flexion_{side}"), knee, atol=1e-3)
-        np.testing.assert_allclose(f.series_of(f"hip_flexion_{side}"), thigh + lean, atol=1e-3)
-        # dorsiflexion = foot angle - shank angle (shank = thigh - knee, from the vertical, ankle ahead positive)
-        np.testing.assert_allclose(f.series_of(f"ankle_{side}"), -12.0 - (thigh - knee), atol=1e-3)
-    np.testing.assert_allclose(f.series_of("trunk_lean"), lean, atol=1e-3)
 
 
 def test_ankle_without_feet_is_shank_inclination() -> None:
