@@ -92,7 +92,7 @@ def test_pipeline_bad_input_exits_2(
     monkeypatch.setattr(
         sys, "argv", ["cpgait-bench", *[a.format(clip=clip, model=model, model_report=model_report) for a in args]]
     )
-    with pytest.raises(SystemExit) as done:
+    with pytest.raises(SystemExit, match="^2$") as done:
         main()
     out = capsys.readouterr()
     assert done.value.code == 2

@@ -37,14 +37,15 @@ def checkpoint(data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, *args: str) -> tuple[int, str]:
     monkeypatch.setattr(sys, "argv", ["cpgait", *args])
-    with pytest.raises(SystemExit) as exit_info:
+    with pytest.raises(SystemExit, match=r"^\d*$") as exit_info:  # an exit status, the message on stderr
         main()
     captured = capsys.readouterr()
     return int(exit_info.value.code or 0), captured.out + captured.err
 
 
 class _Interrupt(Exception):
-    pass
+    def __init__(self) -> None:
+        super().__init__("interrupted after epoch 2")
 
 
 def test_resumed_run_ends_exactly_where_the_uninterrupted_run_ends(data: Path, tmp_path: Path) -> None:
@@ -55,7 +56,7 @@ def test_resumed_run_ends_exactly_where_the_uninterrupted_run_ends(data: Path, t
         if record["epoch"] == 2:
             raise _Interrupt
 
-    with pytest.raises(_Interrupt):
+    with pytest.raises(_Interrupt, match="after epoch 2"):
         train(data, tmp_path / "part.pt", config, device="cpu", on_epoch=stop_after_two, show_progress=False)
     assert load_checkpoint(tmp_path / "part.pt").training["epochs_run"] == 2
     resumed = train(data, tmp_path / "part.pt", config, device="cpu", resume=True, show_progress=False)
