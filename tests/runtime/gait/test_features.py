@@ -44,8 +44,9 @@ def figure(
     thigh: from the downward vertical, knee ahead positive; knee: flexion; lean: trunk forward; foot: toe up.
     With `cycle_s`, thigh and knee swing sinusoidally around the given values, the right leg `right_shift` behind
     (half a cycle), on a cycle phase 2 pi t / cycle + `limp` sin(2 pi t / cycle) (a limp makes the steps that end
-    in a left and a right heel strike differ in time): knee flexion = base + amp (1 + sin(2 pi t / cycle + shift + 1)) (`knee_truth`), base = `knee`
-    (`knee_right` for the right leg) rising linearly by `knee_drift` over the figure, amp = `knee_amp` per side.
+    in a left and a right heel strike differ in time): knee flexion = base + amp (1 + sin(phase + shift + 1))
+    (`knee_truth`), base = `knee` (`knee_right` for the right leg) rising linearly by `knee_drift` over the
+    figure, amp = `knee_amp` per side.
     Segments: thigh = shank = 0.5 (leg length 1), times `scale` pixels.
     """
     times = np.arange(t) / FPS
@@ -58,9 +59,8 @@ def figure(
         swing = np.sin(_phase(t, cycle_s, limp) + shift) if cycle_s else np.zeros(t)
         a = np.radians(thigh + 25 * swing)
         base = knee if side == "left" or knee_right is None else knee_right
-        k = np.radians(
-            knee_truth(t, base, knee_amp[side == "right"], shift, cycle_s, knee_drift, limp) if cycle_s else base + 0 * a
-        )
+        amp = knee_amp[side == "right"]
+        k = np.radians(knee_truth(t, base, amp, shift, cycle_s, knee_drift, limp) if cycle_s else base + 0 * a)
         knee_pt = hip + 0.5 * np.stack([np.sin(a), -np.cos(a)], axis=1)
         ankle = knee_pt + 0.5 * np.stack([np.sin(a - k), -np.cos(a - k)], axis=1)
         f = np.radians(foot)
