@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test model paper-table bench clean
+.PHONY: venv demo test mutation model paper-table bench clean
 
 venv: $(STAMP)
 
@@ -33,6 +33,13 @@ demo: $(STAMP) $(DEMO_CLIP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# Mutation testing of the core modules with mutmut (scripts/mutation.py; not part of `make test`): scores and
+# surviving mutants in docs/mutation/report.md. CPU-heavy: hours for every scope on 2 busy cores; `--only FILE`
+# runs one module's scope (e.g. `$(BIN)/python scripts/mutation.py --only gate.py`).
+mutation: $(STAMP)
+	$(BIN)/pip install -q -e ".[mutation]"
+	$(BIN)/python scripts/mutation.py
 
 # The reference model (SYNTHETIC training data): synth -> train (fused, every gait feature) -> evaluate on its held-out
 # subjects -> Grad-CAM -> ONNX (+ FP16 variant) -> INT8 Q/DQ calibrated on the training set -> gate on a second,
