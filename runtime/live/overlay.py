@@ -146,7 +146,7 @@ class OverlayVideo:
         """Add one frame, scaled to at most `MAX_WIDTH` pixels wide."""
         image = fit_width(image)
         if self._writer is None:
-            fourcc = cv2.VideoWriter_fourcc(*("mp4v" if self.path.suffix.lower() == ".mp4" else "MJPG"))
+            fourcc = cv2.VideoWriter.fourcc(*("mp4v" if self.path.suffix.lower() == ".mp4" else "MJPG"))
             self._writer = cv2.VideoWriter(str(self.path), fourcc, self.fps, (image.shape[1], image.shape[0]))
             if not self._writer.isOpened():
                 raise CpgaitError(f"{self.path}: OpenCV could not open a video writer there")
