@@ -68,19 +68,25 @@ def module_of(path: str) -> str:
     return f"{package}.{rest[:-3].replace('/', '.')}"
 
 
+def _extract(rev: str, paths: list[str], into: Path) -> None:
+    archive = subprocess.run(["git", "archive", rev, *paths], cwd=ROOT, capture_output=True, check=True)
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive.stdout, check=True)
+
+
 def stage(files: list[str], tests_rev: str | None) -> None:
-    """A fresh `.cache/mutation`: `src/cpgait/...` as imported, the tests (of git revision `tests_rev`, e.g. to
-    score the tests before a change, or the working tree's), and mutmut's configuration for `files`."""
+    """A fresh `.cache/mutation`: the committed (HEAD) package as `src/cpgait/...`, the way it is imported, the
+    tests of HEAD (or of git revision `tests_rev`, e.g. to score the tests before a change), and mutmut's
+    configuration for `files`. Committed files only: edits in the work tree during a run cannot leak in."""
     shutil.rmtree(STAGE, ignore_errors=True)
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "results")
-    for package, folder in sorted(config["tool"]["setuptools"]["package-dir"].items()):
-        shutil.copytree(ROOT / folder, STAGE / "src" / package.replace(".", "/"), ignore=ignore, dirs_exist_ok=True)
-    if tests_rev:
-        archive = subprocess.run(["git", "archive", tests_rev, "tests"], cwd=ROOT, capture_output=True, check=True)
-        subprocess.run(["tar", "-x", "-C", str(STAGE)], input=archive.stdout, check=True)
-    else:
-        shutil.copytree(ROOT / "tests", STAGE / "tests", ignore=ignore)
+    package_dir = config["tool"]["setuptools"]["package-dir"]
+    head = STAGE / "head"
+    head.mkdir(parents=True)
+    _extract("HEAD", sorted(set(package_dir.values())), head)
+    for package, folder in sorted(package_dir.items()):
+        shutil.copytree(head / folder, STAGE / "src" / package.replace(".", "/"), dirs_exist_ok=True)
+    shutil.rmtree(head)
+    _extract(tests_rev or "HEAD", ["tests"], STAGE)
     only = [f"src/{module_of(p).replace('.', '/')}.py" for p in files]
     tests = sorted({t for f in files for t in SCOPES[f][1]})
     pytest_ini = config["tool"]["pytest"]["ini_options"]
@@ -95,7 +101,9 @@ def stage(files: list[str], tests_rev: str | None) -> None:
         "use_git_change_detection = false",
     ]
     (STAGE / "pyproject.toml").write_text("\n".join(lines) + "\n")
-    clip = ROOT / ".cache" / "demo.mp4"  # tests that want the real clip find it where the repository keeps it
+    # files some tests read from the repository's root (the tests run in .cache/mutation/mutants)
+    shutil.copytree(ROOT / "bench" / "results", STAGE / "mutants" / "bench" / "results")
+    clip = ROOT / ".cache" / "demo.mp4"
     if clip.is_file():
         (STAGE / "mutants" / ".cache").mkdir(parents=True)
         shutil.copy2(clip, STAGE / "mutants" / ".cache" / "demo.mp4")
