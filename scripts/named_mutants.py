@@ -1,13 +1,14 @@
 """The mutations issue 19 names, each applied to the source in turn, with the test that must kill it.
 
 mutmut (`make mutation`) scores whole scopes; this script shows, for the plausible bugs that once survived the
-suite, which test now fails on each. It edits a file, runs the test, and restores the file (also on Ctrl-C).
+suite, which test now fails on each. It edits a file, runs the test, and restores the file (also on Ctrl-C or SIGTERM).
 Usage: `python scripts/named_mutants.py [--only WORD]`; exits 1 when a mutant survives.
 """
 
 from __future__ import annotations
 
 import argparse
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -219,6 +220,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", default="", help="run the mutants whose description contains this word")
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a killed run still restores the mutated file
     chosen = [m for m in MUTANTS if args.only.lower() in m[0].lower()]
     survivors = [m[0] for m in chosen if not check(*m)]
     print(f"{len(chosen) - len(survivors)} of {len(chosen)} named mutants killed")
