@@ -77,11 +77,11 @@ def stage(files: list[str], tests_rev: str | None) -> None:
     """A fresh `.cache/mutation`: the committed (HEAD) package as `src/cpgait/...`, the way it is imported, the
     tests of HEAD (or of git revision `tests_rev`, e.g. to score the tests before a change), and mutmut's
     configuration for `files`. Committed files only: edits in the work tree during a run cannot leak in."""
-    shutil.rmtree(STAGE, ignore_errors=True)
+    shutil.rmtree(STAGE, ignore_errors=True)  # (a killed run may leave files behind: staging overwrites them)
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())
     package_dir = config["tool"]["setuptools"]["package-dir"]
     head = STAGE / "head"
-    head.mkdir(parents=True)
+    head.mkdir(parents=True, exist_ok=True)
     _extract("HEAD", sorted(set(package_dir.values())), head)
     for package, folder in sorted(package_dir.items()):
         shutil.copytree(head / folder, STAGE / "src" / package.replace(".", "/"), dirs_exist_ok=True)
