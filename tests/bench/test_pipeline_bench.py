@@ -103,7 +103,8 @@ def test_steady_fps_leaves_out_the_warm_up_results() -> None:
     """Five slow first results (session set-up, 100 ms apart), then 50 at 10 ms: the steady state is 100/s."""
     warm = [k * 100_000_000 for k in range(WARMUP_FRAMES)]
     steady = [warm[-1] + 100_000_000 + k * 10_000_000 for k in range(51)]
-    assert _steady_fps(warm + steady, wall_s=1.0) == pytest.approx(100.0)
+    assert _steady_fps(warm + steady, wall_s=1.0) == 100.0  # 50 intervals in exactly 0.5 s
     assert _steady_fps(warm + steady[:1], wall_s=2.0) == 3.0  # too short for a steady state: results / wall time
     assert _steady_fps(warm + steady[:2], wall_s=2.0) == pytest.approx(100.0)  # one interval after the warm-up
     assert _steady_fps([], wall_s=0.0) == 0.0
+    assert _steady_fps([7] * 10, wall_s=0.5) == 20.0  # no time between the results: results / wall time

@@ -66,7 +66,7 @@ def test_unlabelled_windows_give_agreement_only() -> None:
 def test_agreement_counts_every_window_labelled_or_not() -> None:
     """Agreement needs no labels: unlabelled windows that disagree fail the gate, labelled or not alike."""
     unlabelled = compare("a", "b", _logits([0, 1, 2, 3]), _logits([0, 1, 3, 2]), _windows([-1] * 4), CLASSES)
-    assert unlabelled.agreement == 0.5 and not unlabelled.ok
+    assert unlabelled.agreement == 0.5 and not unlabelled.ok and unlabelled.origin == "test"
     assert unlabelled.failures == ["top-1 agreement 50.00% < 99.00%"]
     mixed = compare("a", "b", _logits([0, 1, 2, 3]), _logits([0, 2, 3, 0]), _windows([0, -1, -1, -1]), CLASSES)
     assert mixed.agreement == 0.25 and mixed.f1_drop == 0.0  # the one labelled window is right in both
@@ -103,6 +103,15 @@ def test_logit_differences_are_the_max_and_the_mean() -> None:
 def test_thresholds_are_validated(kwargs: dict, expected: str) -> None:
     with pytest.raises(CpgaitError, match=expected):
         Thresholds(**kwargs)
+
+
+def test_the_strictest_thresholds_are_allowed() -> None:
+    assert Thresholds(min_agreement=1.0, max_f1_drop=0.0) == Thresholds(1.0, 0.0)
+
+
+def test_logits_of_other_shapes_cannot_be_compared() -> None:
+    with pytest.raises(CpgaitError, match=r"a gives logits \(2, 4\) but b gives \(2, 3\)"):
+        compare("a", "b", _logits([0, 1]), np.zeros((2, 3), np.float32), _windows([0, 1]), CLASSES)
 
 
 def test_json_report_round_trips_and_is_not_overwritten(tmp_path: Path) -> None:
