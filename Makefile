@@ -14,7 +14,10 @@ $(STAMP): pyproject.toml Makefile
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q "$(TORCH_SPEC)"
-	$(BIN)/pip install -q -e ".[export,bench,dev]"
+	$(BIN)/pip install -q -e ".[export,bench,dev,batch,serve]"
+	# A real Triton server for the tests (its tritonserver binary only): --no-deps, as its numpy<2 pin would
+	# break OpenCV.
+	$(BIN)/pip install -q --no-deps nvidia-pytriton==0.7.0
 	touch $(STAMP)
 
 # The Sports2D walking clip (BSD-3-Clause, see NOTICE): the demo's and the benchmarks' input. The tests use the
@@ -111,6 +114,9 @@ bench: $(STAMP) $(DEMO_CLIP)
 	$(BIN)/cpgait-bench pipeline $(DEMO_CLIP) --model reference --live --overwrite \
 		--json $(BENCH_OUT)/pipeline-live-cpu.json --md $(BENCH_OUT)/pipeline-live-cpu.md \
 		--png $(BENCH_OUT)/pipeline-live-cpu.png
+	$(BIN)/cpgait-bench pipeline $(DEMO_CLIP) --model reference --pose blazepose-lite --overwrite \
+		--json $(BENCH_OUT)/pipeline-lite-cpu.json --md $(BENCH_OUT)/pipeline-lite-cpu.md
+	$(BIN)/cpgait-bench pose $(DEMO_CLIP) --overwrite --json $(BENCH_OUT)/pose-cpu.json --md $(BENCH_OUT)/pose-cpu.md
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -136,7 +136,7 @@ def model(
 def pipeline(
     source: str = typer.Argument(..., help="Video file, camera index, RTSP/HTTP URL or GStreamer pipeline."),
     model: str = typer.Option(..., "--model", help="The ONNX classifier (or `reference`)."),
-    pose: str = typer.Option("blazepose", help="Pose model: blazepose or movenet."),
+    pose: str = typer.Option("blazepose", help="Pose model: blazepose, blazepose-lite or movenet."),
     backend: str = typer.Option(
         "ort-cpu", help="Runner for the pose models and the classifier: ort-cpu, ort-cuda or trt."
     ),
@@ -147,6 +147,12 @@ def pipeline(
         "the loop cannot keep up with are dropped).",
     ),
     frames: int | None = typer.Option(None, help="Stop after this many frames."),
+    pose_threads: int | None = typer.Option(
+        None,
+        "--pose-threads",
+        min=1,
+        help="Intra-op threads of the pose networks (default: all on 1-2 cores, else all but one).",
+    ),
     json_out: Path | None = _OUT["json_out"],
     md: Path | None = _OUT["md"],
     png: Path | None = _OUT["png"],
@@ -161,9 +167,78 @@ def pipeline(
 
     check_outputs([json_out, md, png], overwrite, compare, regression, "pipeline")
     report = run_pipeline_bench(
-        source, model, pose, backend, live, frames, progress=lambda message: typer.echo(message, err=True)
+        source,
+        model,
+        pose,
+        backend,
+        live,
+        frames,
+        progress=lambda message: typer.echo(message, err=True),
+        pose_threads=pose_threads,
     )
     raise typer.Exit(emit(report, json_out, md, png, compare, regression, overwrite))
+
+
+@app.command()
+def pose(
+    video: str = typer.Argument(..., help="A clip of one person walking in side view (e.g. .cache/demo.mp4)."),
+    options: str = typer.Option(
+        "blazepose,blazepose-lite,movenet",
+        "--pose",
+        help="Comma-separated pose options: names (blazepose, blazepose-lite, movenet) or BlazePose landmark "
+        ".onnx files (e.g. an INT8 one). The FP32 full model (blazepose) is the reference and always runs.",
+    ),
+    backend: str = typer.Option("ort-cpu", help="Runner for the pose models."),
+    pose_threads: int | None = typer.Option(
+        None,
+        "--pose-threads",
+        min=1,
+        help="Intra-op threads of the pose networks (default: all on 1-2 cores, else all but one).",
+    ),
+    json_out: Path | None = _OUT["json_out"],
+    md: Path | None = _OUT["md"],
+    overwrite: bool = _OUT["overwrite"],
+) -> None:
+    """Every pose option side by side against the FP32 full BlazePose: speed, keypoint error, walker tracking,
+    cadence and knee range of motion on the clip (what accepts a pose option for the kiosk)."""
+    from cpgait.bench.pose import run_pose_bench, to_markdown, write
+    from cpgait.errors import refuse_overwrite
+
+    for path in (json_out, md):
+        if path is not None:
+            refuse_overwrite(path, overwrite)
+    names = [o.strip() for o in options.split(",") if o.strip()]
+    report = run_pose_bench(video, names, backend, pose_threads, progress=lambda message: typer.echo(message, err=True))
+    typer.echo(to_markdown(report))
+    write(report, json_out, md, overwrite)
+
+
+@app.command()
+def batch(
+    video: str = typer.Argument(..., help="The video to cut the clips from (e.g. .cache/demo.mp4)."),
+    model: str = typer.Option(..., "--model", help="The ONNX classifier."),
+    workers: str = typer.Option("1,2", "--workers", help="Worker counts, comma-separated; the first is the base."),
+    clips: int = typer.Option(10, "--clips", min=1, help="How many clips."),
+    frames: int = typer.Option(60, "--frames", min=8, help="Frames per clip."),
+    first: int = typer.Option(0, "--first", min=0, help="Cut the clips from this frame of VIDEO on ..."),
+    last: int = typer.Option(None, "--last", min=1, help="... to this one (default: its end)."),
+    json_out: Path | None = _OUT["json_out"],
+    md: Path | None = _OUT["md"],
+    overwrite: bool = _OUT["overwrite"],
+) -> None:
+    """Scaling of `cpgait batch` on a local Ray: the same clips through each worker count in one Ray session."""
+    from cpgait.bench.batch import render, run_batch_bench, write
+    from cpgait.bench.timing import parse_ints
+    from cpgait.errors import refuse_overwrite
+
+    for path in (json_out, md):
+        if path is not None:
+            refuse_overwrite(path, overwrite)
+    report = run_batch_bench(
+        video, model, parse_ints(workers, "--workers"), clips, frames, (first, last), lambda m: typer.echo(m, err=True)
+    )
+    write(report, json_out, md, overwrite)
+    typer.echo(render(report))
 
 
 def main() -> None:

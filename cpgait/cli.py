@@ -18,6 +18,10 @@ from cpgait.runtime.backends.registry import RUNTIME_BACKENDS
 
 # The backends the kiosk verbs take, from the one registry (listing them imports neither torch nor tensorrt).
 _RUNTIME_BACKENDS = ", ".join(RUNTIME_BACKENDS.names())
+_POSE_HELP = (
+    "blazepose (full landmark model, 33 points with feet), blazepose-lite (the same points, a smaller "
+    "landmark model) or movenet (COCO-17, no feet)"
+)
 
 app = typer.Typer(
     name="cpgait",
@@ -141,9 +145,15 @@ def run_command(
         "or a GStreamer pipeline (e.g. a Jetson CSI camera; see capture.jetson_csi_pipeline).",
     ),
     model: str = typer.Option(..., "--model", help="The classifier: an ONNX file carrying its model contract."),
-    pose: str = typer.Option("blazepose", "--pose", help="Pose model: blazepose (33 points with feet) or movenet."),
+    pose: str = typer.Option("blazepose", "--pose", help=f"Pose model: {_POSE_HELP}."),
     backend: str = typer.Option("ort-cpu", "--backend", help=f"Classifier backend: {_RUNTIME_BACKENDS}."),
     pose_backend: str = typer.Option(None, "--pose-backend", help="Pose model backend (default: --backend)."),
+    pose_threads: int = typer.Option(
+        None,
+        "--pose-threads",
+        min=1,
+        help="Intra-op threads of the pose networks (default: all of 1-2 cores, else all but one; README).",
+    ),
     show: bool = typer.Option(False, "--show/--headless", help="Show the overlay in a window (q quits)."),
     out: str = typer.Option(None, "--out", help="Write the overlay video here (.mp4)."),
     events: str = typer.Option(None, "--events", help="Write JSON lines here: start, subject, window, summary."),
@@ -156,6 +166,9 @@ def run_command(
         "--record",
         help="Save the raw keypoints of every classified window in this "
         "folder (sequence files, size-bounded) to calibrate INT8 on this site's own data.",
+    ),
+    triton_url: str = typer.Option(
+        None, "--triton-url", help="With --backend triton: the server, host:port (gRPC) or http://host:port."
     ),
 ) -> None:
     """Camera or video -> pose -> walking subject -> gait features -> severity estimate, live."""
@@ -175,6 +188,8 @@ def run_command(
         stride=stride,
         max_frames=max_frames,
         record=record,
+        pose_threads=pose_threads,
+        triton_url=triton_url,
     )
     summary, contract = run_live(options)
     typer.echo(format_summary(summary, contract, source))
@@ -187,7 +202,7 @@ def run_command(
 def pose_command(
     video: str = typer.Argument(..., help="A recording of one child walking (side view)."),
     out: str = typer.Option(..., "-o", "--out", help="The sequence file to write (.npz)."),
-    pose: str = typer.Option("blazepose", "--pose", help="Pose model: blazepose (33 points with feet) or movenet."),
+    pose: str = typer.Option("blazepose", "--pose", help=f"Pose model: {_POSE_HELP}."),
     backend: str = typer.Option("ort-cpu", "--backend", help=f"Pose model backend: {_RUNTIME_BACKENDS}."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUT if it exists."),
 ) -> None:
@@ -206,6 +221,47 @@ def pose_command(
     )
 
 
+@app.command("batch")
+def batch_command(
+    source: str = typer.Argument(..., help="A folder of videos or a CSV manifest (path, optional subject, label)."),
+    model: str = typer.Option(..., "--model", help="The classifier: an ONNX file carrying its model contract."),
+    out: str = typer.Option(..., "--out", help="Results folder (reused: finished videos are skipped)."),
+    pose: str = typer.Option("blazepose", "--pose", help="Pose model: blazepose or movenet."),
+    backend: str = typer.Option("ort-cpu", "--backend", help=f"Pose and classifier backend: {_RUNTIME_BACKENDS}."),
+    stride: int = typer.Option(None, "--stride", min=1, help="Classify every S model frames (default T/4)."),
+    address: str = typer.Option(
+        None, "--address", help="Ray cluster to join: auto or ray://host:10001 (default: a local Ray on this machine)."
+    ),
+    workers: int = typer.Option(None, "--workers", min=1, help="Pose workers (default: one per CPU of the cluster)."),
+    cpus: float = typer.Option(1.0, "--cpus-per-worker", help="CPUs each worker holds (its pose threads)."),
+    gpus: float = typer.Option(0.0, "--gpus-per-worker", help="GPUs each worker holds (with --backend ort-cuda/trt)."),
+    retries: int = typer.Option(2, "--retries", min=0, help="Retries of a video whose worker died."),
+) -> None:
+    """Many videos on Ray: per video `cpgait pose`'s sequence and `cpgait run`'s events, plus summary.csv."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from cpgait.batch.scheduler import PoolSettings, run_batch
+    from cpgait.batch.worker import BatchSettings
+
+    settings = BatchSettings(model=model, pose=pose, backend=backend, stride=stride)
+    pool = PoolSettings(address=address, workers=workers, cpus=cpus, gpus=gpus, retries=retries)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, transient=False) as bars:
+
+        class Bars:
+            def start(self, videos: int, frames: int) -> None:
+                self.videos = bars.add_task("videos", total=videos)
+                self.frames = bars.add_task("frames", total=frames)
+
+            def advance(self, videos: int, frames: int) -> None:
+                bars.advance(self.videos, videos)
+                bars.advance(self.frames, frames)
+
+        report = run_batch(source, settings, out, pool, progress=Bars())
+    typer.echo(report.format())
+    typer.echo(f"summary: {out}/summary.csv")
+
+
 @app.command("export")
 def export(
     checkpoint: str = typer.Argument(..., help="The checkpoint (.pt) to export."),
@@ -214,6 +270,13 @@ def export(
     no_simplify: bool = typer.Option(False, "--no-simplify", help="Skip the onnxslim graph simplification."),
     data: str = typer.Option(None, "--data", help="Sequence files for the parity check (default: random windows)."),
     fp16: bool = typer.Option(False, "--fp16", help="Also write model.fp16.onnx (FP16 inside, FP32 I/O) for GPUs."),
+    triton: str = typer.Option(None, "--triton", help="Also add the model to this Triton model repository folder."),
+    triton_backend: str = typer.Option(
+        "onnxruntime", "--triton-backend", help="Triton backend: onnxruntime, or python (ONNX Runtime in model.py)."
+    ),
+    triton_engine: str = typer.Option(
+        None, "--triton-engine", help="A TensorRT engine of this model (`cpgait build`): adds the plan variant."
+    ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing output files."),
 ) -> None:
     """Export a checkpoint to ONNX with its contract.
@@ -221,19 +284,36 @@ def export(
     Checks parity with PyTorch (|delta logits| <= 1e-4, same top-1).
     """
     from cpgait.export.onnx_export import export_checkpoint
+    from cpgait.serve.triton_repo import TritonSettings
 
+    serving = TritonSettings(backend=triton_backend)  # checked before the export's work
     result = export_checkpoint(
         checkpoint, out, opset=opset, simplify=not no_simplify, data=data, fp16=fp16, overwrite=overwrite
     )
     typer.echo(f"{result.path}: {result.parity.summary()}")
     if result.fp16_path:
         typer.echo(f"{result.fp16_path}: FP16 variant, {result.fp16_parity.summary()}")
+    if triton:
+        from cpgait.serve.triton_repo import write_model_repository
+
+        for version in write_model_repository(result.path, triton, serving, engine=triton_engine):
+            typer.echo(f"{version}: Triton model version ({version.parent / 'config.pbtxt'})")
 
 
 @app.command("calibrate")
 def calibrate(
-    model: str = typer.Argument(..., help="The FP32 ONNX model (from `cpgait export`)."),
-    data: str = typer.Option(..., "--data", help="Sequence files (folder or CSV manifest) to calibrate on."),
+    model: str = typer.Argument(
+        ...,
+        help="The FP32 ONNX classifier (from `cpgait export`), or a pose model name (blazepose, blazepose-lite) "
+        "with --frames: its landmark network is quantized.",
+    ),
+    data: str = typer.Option(None, "--data", help="Sequence files (folder or CSV manifest) to calibrate on."),
+    frames: list[str] = typer.Option(
+        None,
+        "--frames",
+        help="Videos of someone walking (repeatable): calibrate the pose model MODEL on its walker crops, gated on "
+        "keypoint error (median <= 1.5 px, p95 <= 5 px at 256 px, presence decision changed on <= 1 %).",
+    ),
     out: str = typer.Option(..., "-o", "--out", help="The INT8 Q/DQ ONNX to write (model.int8.onnx)."),
     method: str = typer.Option("minmax", "--method", help="Range calibration: minmax, entropy or percentile."),
     recipe: str = typer.Option(
@@ -252,6 +332,19 @@ def calibrate(
 ) -> None:
     """Quantize to INT8 (Q/DQ, symmetric, per-channel) and gate it against FP32; OUT is written only on PASS."""
     from rich.console import Console
+
+    if (data is None) == (not frames):
+        raise CpgaitError("give --data SEQUENCES (a classifier) or --frames VIDEO (a pose model), not both or neither")
+    if frames:
+        from cpgait.calibration.pose_quantize import calibrate_pose
+        from cpgait.calibration.quantize import QuantizeSettings
+
+        pose_result = calibrate_pose(
+            model, frames, out, QuantizeSettings(method=method, recipe=recipe), overwrite=overwrite
+        )
+        typer.echo(f"calibrated on {pose_result.calibration_crops} walker crops; {pose_result.gate.summary()}")
+        typer.echo(f"wrote {pose_result.path}" if pose_result.path else f"{out} not written (the gate failed)")
+        raise typer.Exit(0 if pose_result.path else 1)
 
     from cpgait.calibration.gate import Thresholds, render
     from cpgait.calibration.quantize import QuantizeSettings

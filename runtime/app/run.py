@@ -12,6 +12,7 @@ import numpy as np
 
 from cpgait.errors import CpgaitError, refuse_overwrite
 from cpgait.runtime.backends.registry import RUNTIME_BACKENDS
+from cpgait.runtime.backends.triton_runner import TritonRunner
 from cpgait.runtime.core.contract import ModelContract
 from cpgait.runtime.live.capture import open_source
 from cpgait.runtime.live.events import EventLog
@@ -20,7 +21,9 @@ from cpgait.runtime.live.overlay import SYNTHETIC_NOTE, Overlay, OverlayVideo, f
 from cpgait.runtime.live.pipeline import FrameReport, Pipeline, RunSummary, TimingLog, layout_converter
 from cpgait.runtime.live.recorder import WindowRecorder
 from cpgait.runtime.live.subject import SubjectPose
+from cpgait.runtime.live.thread_budget import ThreadBudget
 from cpgait.runtime.pose.catalog import load_pose_model
+from cpgait.runtime.pose.interface import PoseModel
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -40,30 +43,45 @@ class RunOptions:
     stride: int | None = None
     max_frames: int | None = None
     record: str | None = None
+    pose_threads: int | None = None  # intra-op threads of the pose networks; default: the thread budget's
+    triton_url: str | None = None
 
     def __post_init__(self) -> None:
-        for name in ("stride", "max_frames"):
+        for name in ("stride", "max_frames", "pose_threads"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise CpgaitError(f"{name.replace('_', '-')} is {value}; expected at least 1")
 
 
 def run_live(
-    options: RunOptions, on_report: Callable[[FrameReport, np.ndarray | None], None] | None = None
+    options: RunOptions,
+    on_report: Callable[[FrameReport, np.ndarray | None], None] | None = None,
+    pose: PoseModel | None = None,
 ) -> tuple[RunSummary, ModelContract]:
     """`cpgait run`: the whole loop on a source with overlay video, events and display as asked.
 
     Checks everything the user gave before the first frame (model contract vs pose layout, outputs not to be
-    overwritten, display available). `on_report` also sees each overlay picture (None when nothing draws).
+    overwritten, display available). `on_report` also sees each overlay picture (None when nothing draws). `pose`
+    is `options.pose` already loaded (a batch worker keeps one for many videos); by default it is loaded here.
     """
     contract = ModelContract.from_onnx(options.model)
     for path in (options.out, options.events):
         if path is not None:
             refuse_overwrite(path, options.overwrite)
-    pose = load_pose_model(options.pose, options.pose_backend or options.backend)
+    budget = ThreadBudget.auto(pose=options.pose_threads)
+    budget.apply_opencv()
+    if pose is None:
+        remote = RUNTIME_BACKENDS.get(options.backend).runner is TritonRunner  # pose stays on this machine
+        pose_backend = options.pose_backend or ("ort-cpu" if remote else options.backend)
+        pose = load_pose_model(options.pose, pose_backend, **budget.runner_options(pose_backend, "pose"))
+    elif pose.name != options.pose:
+        raise CpgaitError(f"pose model {pose.name!r} given for a run with --pose {options.pose}")
     for pose_runner in pose.runners():  # load the pose networks now, not on the first frame (it would count as latency)
         pose_runner.activate()
-    runner = RUNTIME_BACKENDS.make_runner(options.model, options.backend)
+    server = {} if options.triton_url is None else {"url": options.triton_url}
+    runner = RUNTIME_BACKENDS.make_runner(
+        options.model, options.backend, **server, **budget.runner_options(options.backend, "classifier")
+    )
     session = GaitSession(contract, runner, stride=options.stride)
     layout_converter(pose.layout, contract, f"pose model {options.pose} (layout {pose.layout}) for {options.model}")
     if options.show:
