@@ -45,7 +45,7 @@ from cpgait.runtime.live.tracker import Subject
 from cpgait.runtime.pose.interface import PoseResult, keypoint_box
 
 ROOT = Path(__file__).resolve().parents[3]
-WALK_CLIP = ROOT / "tests" / "data" / "walk.mp4"  # see NOTICE: the demo clip's first 200 frames at 640x360
+WALK_CLIP = ROOT / "tests" / "data" / "walk.mp4"  # see NOTICE: the demo clip's first 200 frames at 960x540
 LEGS = ("left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle")
 
 
@@ -490,7 +490,7 @@ def test_the_walker_is_tracked_on_the_real_clip_with_a_plausible_cadence(tmp_pat
     model = tiny_classifier(tmp_path / "tiny.onnx", contract)
     events = tmp_path / "events.jsonl"
     tracked: list[np.ndarray] = []
-    width, height = 640, 360
+    width, height = 960, 540
 
     def watch(report, picture) -> None:
         if report.subject.status == TRACKING:
