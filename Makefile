@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test lint typecheck kiosk model paper-table agreement bench clean
+.PHONY: venv demo test mutation lint typecheck kiosk model paper-table agreement bench clean
 
 venv: $(STAMP)
 
@@ -20,7 +20,8 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/pip install -q --no-deps nvidia-pytriton==0.7.0
 	touch $(STAMP)
 
-# The Sports2D walking clip (BSD-3-Clause, see NOTICE): the demo's input and the runtime's end-to-end test clip.
+# The Sports2D walking clip (BSD-3-Clause, see NOTICE): the demo's and the benchmarks' input. The tests use the
+# committed cut of it, tests/data/walk.mp4, so `make test` needs no network once the virtualenv exists.
 DEMO_CLIP := .cache/demo.mp4
 
 $(DEMO_CLIP): | $(STAMP)
@@ -40,8 +41,17 @@ kiosk: $(STAMP) $(DEMO_CLIP)
 	$(BIN)/cpgait kiosk --camera $(DEMO_CLIP) --data-dir .cache/kiosk --port $(KIOSK_PORT) --target-windows 2 \
 		--gate-report docs/reference-model/verify-int8.json
 
+# The demo clip is fetched for the kiosk and batch tests (the live loop's own end-to-end test needs no network:
+# it runs on tests/data/walk.mp4).
 test: $(STAMP) $(DEMO_CLIP)
 	$(BIN)/python -m pytest -q
+
+# Mutation testing of the core modules with mutmut (scripts/mutation.py; not part of `make test`): scores and
+# surviving mutants in docs/mutation/report.md. CPU-heavy: hours for every scope on 2 busy cores; `--only FILE`
+# runs one module's scope (e.g. `$(BIN)/python scripts/mutation.py --only gate.py`).
+mutation: $(STAMP)
+	$(BIN)/pip install -q -e ".[mutation]"
+	$(BIN)/python scripts/mutation.py
 
 # Lint and format check (ruff) over the whole repository; .ci/run runs it before the tests.
 lint: $(STAMP)

@@ -39,14 +39,15 @@ def checkpoint(data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, *args: str) -> tuple[int, str]:
     monkeypatch.setattr(sys, "argv", ["cpgait", *args])
-    with pytest.raises(SystemExit) as exit_info:
+    with pytest.raises(SystemExit, match=r"^\d*$") as exit_info:  # an exit status, the message on stderr
         main()
     captured = capsys.readouterr()
     return int(exit_info.value.code or 0), captured.out + captured.err
 
 
 class _Interrupt(Exception):
-    pass
+    def __init__(self) -> None:
+        super().__init__("interrupted after epoch 2")
 
 
 def test_resumed_run_ends_exactly_where_the_uninterrupted_run_ends(data: Path, tmp_path: Path) -> None:
@@ -57,7 +58,7 @@ def test_resumed_run_ends_exactly_where_the_uninterrupted_run_ends(data: Path, t
         if record["epoch"] == 2:
             raise _Interrupt
 
-    with pytest.raises(_Interrupt):
+    with pytest.raises(_Interrupt, match="after epoch 2"):
         train(data, tmp_path / "part.pt", config, device="cpu", on_epoch=stop_after_two, show_progress=False)
     assert load_checkpoint(tmp_path / "part.pt").training["epochs_run"] == 2
     resumed = train(data, tmp_path / "part.pt", config, device="cpu", resume=True, show_progress=False)
@@ -243,3 +244,30 @@ def test_bad_input_is_one_line_and_exit_code_2(
     import re
 
     assert re.search(expected, text), text
+
+
+def test_early_stopping_and_the_best_epoch_restore(data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Validation scores 0.3, 0.5, 0.5, 0.4 with patience 2: epoch 2 is the best (an equal score is no
+    improvement), epochs 3 and 4 are stale, training stops after epoch 4 of 10, and the checkpoint holds the weights
+    the model had when epoch 2 was validated."""
+    import cpgait.training.train as training
+
+    scores = iter([0.3, 0.5, 0.5, 0.4, 0.9, 0.9])
+    weights: list[dict] = []
+    real_predict = training.predict
+
+    def predict(model, *args, **kwargs):
+        weights.append({k: v.clone() for k, v in model.state_dict().items()})
+        return real_predict(model, *args, **kwargs)
+
+    monkeypatch.setattr(training, "predict", predict)
+    monkeypatch.setattr(training, "macro_f1", lambda confusion: next(scores))
+    config = TrainConfig(**{**TINY, "epochs": 10, "patience": 2})
+    result = train(data, tmp_path / "early.pt", config, device="cpu", show_progress=False)
+    assert [r["val_macro_f1"] for r in result.training["history"]] == [0.3, 0.5, 0.5, 0.4]
+    assert result.training["epochs_run"] == 4 and result.training["best_epoch"] == 2
+    assert result.training["best_val_macro_f1"] == 0.5 and len(weights) == 4
+    assert all(torch.equal(result.state_dict[k], v) for k, v in weights[1].items())
+    assert not all(torch.equal(result.state_dict[k], v) for k, v in weights[3].items())  # training went on
+    saved = load_checkpoint(tmp_path / "early.pt")
+    assert all(torch.equal(saved.state_dict[k], v) for k, v in weights[1].items())
