@@ -147,6 +147,7 @@ def run_command(
     events: str = typer.Option(None, "--events", help="Write JSON lines here: start, subject, window, summary."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace --out / --events if they exist."),
     paced: bool = typer.Option(False, "--paced", help="Replay a file at its fps as if live (newest frame only)."),
+    loop: bool = typer.Option(False, "--loop", help="Replay a file endlessly at its fps (a demo, a soak test)."),
     stride: int = typer.Option(None, "--stride", min=1, help="Classify every S model frames (default T/4)."),
     max_frames: int = typer.Option(None, "--max-frames", min=1, help="Stop a file after this many frames."),
     record: str = typer.Option(
@@ -156,8 +157,11 @@ def run_command(
         "folder (sequence files, size-bounded) to calibrate INT8 on this site's own data.",
     ),
 ) -> None:
-    """Camera or video -> pose -> walking subject -> gait features -> severity estimate, live."""
-    from cpgait.runtime.app.run import RunOptions, format_summary, run_live
+    """Camera or video -> pose -> walking subject -> gait features -> severity estimate, live.
+
+    Exit status: 0 done, 2 a user error (nothing written), 3 the video file was truncated (outputs kept, summary
+    flagged), 130 stopped by SIGINT / Ctrl-C, 143 stopped by SIGTERM (outputs finished in both cases)."""
+    from cpgait.runtime.app.run import RunOptions, exit_code, format_summary, run_live
 
     options = RunOptions(
         source=source,
@@ -173,12 +177,16 @@ def run_command(
         stride=stride,
         max_frames=max_frames,
         record=record,
+        loop=loop,
     )
     summary, contract = run_live(options)
     typer.echo(format_summary(summary, contract, source))
     for what, path in (("overlay", out), ("events", events), ("recorded windows", record)):
         if path:
             typer.echo(f"{what}: {path}")
+    code = exit_code(summary)
+    if code:
+        raise typer.Exit(code)
 
 
 @app.command("pose")
@@ -189,12 +197,18 @@ def pose_command(
     backend: str = typer.Option("ort-cpu", "--backend", help=f"Pose model backend: {_RUNTIME_BACKENDS}."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUT if it exists."),
 ) -> None:
-    """Video -> the walking subject's keypoint sequence (same pose and tracking stages as `cpgait run`)."""
-    from cpgait.errors import refuse_overwrite
+    """Video -> the walking subject's keypoint sequence (same pose and tracking stages as `cpgait run`).
+
+    Exit status 3 (with a warning) when the video ends before the frame count its container states: the sequence of
+    the frames read is written, its source note says so."""
+    from cpgait.errors import check_outputs
     from cpgait.runtime.app.record import record_sequence
+    from cpgait.runtime.app.run import EXIT_INCOMPLETE_SOURCE
     from cpgait.runtime.pose.catalog import load_pose_model
 
-    refuse_overwrite(out, overwrite)
+    if not out.endswith(".npz"):
+        raise CpgaitError(f"{out}: sequence files end in .npz")
+    check_outputs([video], [out], overwrite)
     sequence, summary = record_sequence(video, load_pose_model(pose, backend))
     path = sequence.save(out, overwrite=overwrite)
     missing = float((sequence.keypoints[..., 2] <= 0).mean())
@@ -202,6 +216,9 @@ def pose_command(
         f"{path}: {sequence.num_frames} frames of the walking subject ({summary.frames} in the video), "
         f"layout {sequence.layout}, {sequence.fps:g} fps, {missing:.1%} of points missing"
     )
+    if summary.capture.incomplete:
+        typer.secho(f"warning: {video}: {summary.capture.incomplete}", fg="yellow", err=True)
+        raise typer.Exit(EXIT_INCOMPLETE_SOURCE)
 
 
 @app.command("export")
@@ -396,11 +413,13 @@ def import_keypoints(
 
     import numpy as np
 
-    from cpgait.errors import refuse_overwrite
+    from cpgait.errors import check_outputs
     from cpgait.runtime.data.importers import import_csv, import_openpose
 
     source = Path(src)
-    refuse_overwrite(out, overwrite)
+    if not out.endswith(".npz"):
+        raise CpgaitError(f"{out}: sequence files end in .npz")
+    check_outputs([src], [out], overwrite)
     if fmt == "auto":
         fmt = "openpose" if source.is_dir() else "csv" if source.suffix.lower() == ".csv" else ""
         if not fmt:

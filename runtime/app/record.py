@@ -56,6 +56,7 @@ def record_sequence(video: str, pose: PoseModel, max_frames: int | None = None) 
         image_size=source.size,
         recording_id=Path(video).stem,
         source=f"cpgait pose: {pose.name} pose model on {Path(video).name}, "
-        f"frames {span[0]}-{span[-1]} of {summary.frames}",
+        f"frames {span[0]}-{span[-1]} of {summary.frames}"
+        + (f" (INCOMPLETE: {summary.capture.incomplete})" if summary.capture.incomplete else ""),
     )
     return sequence, summary

@@ -128,6 +128,7 @@ class FrameReport:
     estimate: SessionEstimate | None
     timings_ns: dict[str, int] = field(default_factory=dict)
     ended: SessionEstimate | None = None
+    window_failure: str | None = None  # "cause: message" of a window that could not be classified at this frame
 
 
 @dataclass
@@ -144,6 +145,8 @@ class RunSummary:
     timings_ms: dict[str, dict[str, float]]
     live: bool
     source_fps: float
+    window_failures: dict[str, int] = field(default_factory=dict)  # windows not classified, by cause
+    stopped_by: str | None = None  # "SIGINT" / "SIGTERM" when a signal ended the run (set by the application)
 
     @property
     def fps(self) -> float:
@@ -196,6 +199,10 @@ class Pipeline:
     def stop(self) -> None:
         """Ask every stage to finish (e.g. the user closed the window); `reports()` then ends."""
         self._stop.set()
+
+    def queue_depths(self) -> dict[str, int]:
+        """Items waiting between the stages now (each queue holds at most `queue_size`)."""
+        return {"pose": self._q_pose.qsize(), "results": self._q_out.qsize()}
 
     def _put(self, q: queue.Queue, item: object) -> bool:
         while not self._stop.is_set():
@@ -259,9 +266,10 @@ class Pipeline:
                 self.resampler.reset()
         if self.session is None:
             return FrameReport(sf, None, None, timings)
-        window = None
+        window = failure = None
         if subject_id is not None:
             t0 = time.perf_counter_ns()
+            failed_before = sum(self.session.failures_total.values())
             classifier = 0
             measured = sf.keypoints is not None and sf.status in MEASURED
             kp = sf.keypoints if measured else _missing_like(sf)
@@ -275,7 +283,9 @@ class Pipeline:
                         self.recorder(self.session.window_keypoints())
             timings["features"] = time.perf_counter_ns() - t0 - classifier
             timings["classifier"] = classifier
-        return FrameReport(sf, window, self.session.estimate(), timings, ended)
+            if sum(self.session.failures_total.values()) != failed_before:
+                failure = self.session.last_failure
+        return FrameReport(sf, window, self.session.estimate(), timings, ended, failure)
 
     def reports(self) -> Iterator[FrameReport]:
         """Run the stages and yield one report per processed source frame, in order."""
@@ -344,6 +354,7 @@ class Pipeline:
             timings_ms=self.timings.summary_ms(),
             live=self.source.is_live,
             source_fps=self.source.fps,
+            window_failures={} if self.session is None else dict(self.session.failures_total),
         )
 
 
