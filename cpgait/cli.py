@@ -70,7 +70,10 @@ def train_command(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace --out if it exists."),
 ) -> None:
     """Train the severity model (subject-level split, balanced sampling, augmentation, early stopping)."""
+    from cpgait.errors import check_outputs
     from cpgait.training.train import TrainConfig, joints_from_ranking, train
+
+    check_outputs([data, feature_joints], [out], overwrite or resume)
 
     if (feature_joints is None) != (top_k is None):
         raise CpgaitError("--feature-joints and --top-k go together: a ranking file and how many of its joints")
@@ -105,7 +108,14 @@ def evaluate_command(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing files in --out."),
 ) -> None:
     """Window- and recording-level accuracy, macro-F1, weighted kappa and confusion matrices."""
+    from pathlib import Path
+
+    from cpgait.errors import check_outputs
     from cpgait.training.evaluate import evaluate
+
+    if out is not None:
+        files = [Path(out) / "evaluation.json", Path(out) / "confusion.png"]
+        check_outputs([checkpoint, data], files, overwrite, folders=[out])
 
     evaluate(checkpoint, data, split=split, out=out, overwrite=overwrite, stride=stride, device=device)
 
@@ -126,7 +136,13 @@ def explain_command(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing files in --out."),
 ) -> None:
     """Grad-CAM joint importance of the ST-GCN; writes the ranking `cpgait train --feature-joints` reads."""
+    from pathlib import Path
+
+    from cpgait.errors import check_outputs
     from cpgait.training.gradcam import explain
+
+    files = [Path(out) / "joint_ranking.json", Path(out) / "joint_importance.png"]
+    check_outputs([checkpoint, data], files, overwrite, folders=[out])
 
     explain(checkpoint, data, out, split=split, target=target, overwrite=overwrite, device=device)
 
@@ -235,8 +251,10 @@ def export(
 
     Checks parity with PyTorch (|delta logits| <= 1e-4, same top-1).
     """
+    from cpgait.errors import check_outputs
     from cpgait.export.onnx_export import export_checkpoint
 
+    check_outputs([checkpoint, data], [out], overwrite)
     result = export_checkpoint(
         checkpoint, out, opset=opset, simplify=not no_simplify, data=data, fp16=fp16, overwrite=overwrite
     )
@@ -268,7 +286,9 @@ def calibrate(
     from cpgait.calibration.gate import Thresholds, render
     from cpgait.calibration.quantize import QuantizeSettings
     from cpgait.calibration.quantize import calibrate as run_calibration
+    from cpgait.errors import check_outputs
 
+    check_outputs([model, data], [out], overwrite)
     groups = () if keep_float.strip() in ("", "none") else tuple(g.strip() for g in keep_float.split(","))
     result = run_calibration(
         model,
@@ -306,14 +326,12 @@ def verify(
 
     from cpgait.calibration.gate import Thresholds, render, write_json
     from cpgait.calibration.gate import verify as run_gate
+    from cpgait.errors import check_outputs
     from cpgait.export.backends import BACKENDS
     from cpgait.runtime.backends.runner import Runner
     from cpgait.runtime.data.windows import load_windows
 
-    if json_out:
-        from cpgait.errors import require_writable
-
-        require_writable(json_out, overwrite)
+    check_outputs([a, b, data], [json_out], overwrite)
 
     def runner_of(path: Path) -> Runner:
         return BACKENDS.make_runner(path, BACKENDS.default_for(path))
@@ -383,8 +401,11 @@ def synth(
     from collections import Counter
     from pathlib import Path
 
+    from cpgait.errors import check_outputs
     from cpgait.runtime.core.sequence import GMFCS_LEVELS
     from cpgait.training.synth import write_dataset
+
+    check_outputs([], [], overwrite, folders=[out])
 
     paths = write_dataset(Path(out), n, seed, clean=clean, overwrite=overwrite, fps=fps, layout=layout)
     levels = Counter(p.stem.split("_")[1] for p in paths)
