@@ -73,8 +73,9 @@ def parse_json(text: str, where: str, what: str) -> object:
         raise CpgaitError(f"{where}: unreadable JSON ({exc.__class__.__name__}); expected {what}") from None
 
 
-def check_frame_numbers(numbers: list[int] | np.ndarray, fps: float, where: str) -> None:
-    """Sorted frame numbers whose span and gaps are within `MAX_FRAMES` and `MAX_GAP_S` (before any allocation)."""
+def check_frame_numbers(numbers: list[int], fps: float | None, where: str) -> None:
+    """Increasing frame numbers whose span is within `MAX_FRAMES` and, once `fps` is known, whose gaps are within
+    `MAX_GAP_S` (checked before anything is allocated for them)."""
     if len(numbers) == 0:
         return
     first, last = int(numbers[0]), int(numbers[-1])
@@ -83,14 +84,15 @@ def check_frame_numbers(numbers: list[int] | np.ndarray, fps: float, where: str)
             f"{where}: frame numbers {first}..{last} span {last - first + 1} frames; at most {MAX_FRAMES} "
             f"({MAX_FRAMES / 30 / 3600:g} h at 30 fps) are read"
         )
-    if len(numbers) > 1:
-        gaps = np.diff(np.asarray(numbers, dtype=np.int64))
-        i = int(np.argmax(gaps))
-        if gaps[i] - 1 > MAX_GAP_S * fps:
-            raise CpgaitError(
-                f"{where}: frame numbers jump from {numbers[i]} to {numbers[i + 1]} ({int(gaps[i]) - 1} missing frames "
-                f"= {(gaps[i] - 1) / fps:.3g} s at {fps:g} fps); at most {MAX_GAP_S:g} s may be missing in a row"
-            )
+    if fps is None or len(numbers) < 2:
+        return
+    gaps = [int(b) - int(a) - 1 for a, b in zip(numbers[:-1], numbers[1:])]
+    i = max(range(len(gaps)), key=gaps.__getitem__)
+    if gaps[i] > MAX_GAP_S * fps:
+        raise CpgaitError(
+            f"{where}: frame numbers jump from {numbers[i]} to {numbers[i + 1]} ({gaps[i]} missing frames = "
+            f"{gaps[i] / fps:.3g} s at {fps:g} fps); at most {MAX_GAP_S:g} s may be missing in a row"
+        )
 
 
 def npz_fields(

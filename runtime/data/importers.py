@@ -237,6 +237,7 @@ def import_csv(
             times.append(_cell_float(row[column["time_s"]], where, "time_s", allow_empty=False))
         values = np.array([[_cell_float(row[i], where, header[i]) for i in joint] for joint in xyz])
         points.append(_points(values, where, lay))
+    check_frame_numbers(numbers, None, str(path))
     fps = _csv_fps(path, fps, numbers, times)
     check_frame_numbers(numbers, fps, str(path))
     keypoints = np.full((numbers[-1] - numbers[0] + 1, lay.num_joints, 3), np.nan)

@@ -143,8 +143,8 @@ class SessionEstimate:
         }
 
 
-def _shown(shape: tuple[int | None, ...]) -> tuple[int | str, ...]:
-    return tuple("N" if d is None else d for d in shape)
+def _shown(shape: tuple[int | None, ...]) -> str:
+    return "(" + ", ".join("N" if d is None else str(d) for d in shape) + ")"
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
