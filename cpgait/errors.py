@@ -47,7 +47,7 @@ def require_writable_folder(path: object) -> Path:
     """A folder that can be created and written (for outputs named inside it), checked before any work."""
     p = Path(str(path))
     if p.exists() and not p.is_dir():
-        raise CpgaitError(f"{p}: is a file, not a directory; expected a folder to write into")
+        raise CpgaitError(f"{p}: exists and is not a directory; expected a folder to write into")
     probe = p / f".cpgait.{os.getpid()}.probe"
     try:
         p.mkdir(parents=True, exist_ok=True)

@@ -47,7 +47,7 @@ def test_unwritable_outputs_are_one_clear_error_before_any_work(tmp_path: Path, 
     elif case == "exists":
         outs, words = [blocker], "already exists; pass --overwrite"
     else:
-        folders, words = [blocker], "is a file, not a directory"
+        folders, words = [blocker], "is not a directory"
     with pytest.raises(CpgaitError, match=words):
         check_outputs([], outs, overwrite=False, folders=folders)
 

@@ -173,4 +173,3 @@ def test_run_on_a_truncated_file_warns_and_exits_3(tmp_path: Path) -> None:
     assert "warning: " in done.stdout and "truncated or damaged" in done.stdout
     summary = json.loads(events.read_text().splitlines()[-1])
     assert summary["source_incomplete"] and summary["exit_code"] == EXIT_INCOMPLETE_SOURCE
-
