@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test model paper-table bench clean
+.PHONY: venv demo test system-packages model paper-table bench clean
 
 venv: $(STAMP)
 
@@ -32,6 +32,15 @@ demo: $(STAMP) $(DEMO_CLIP)
 
 test: $(STAMP) $(DEMO_CLIP)
 	$(BIN)/python -m pytest -q
+
+# Debian packages the stream-fault tests use: GStreamer's RTSP server, run by the system python3, serving the demo
+# clip re-encoded with x264 (plugins-ugly). Without them those tests skip and say why. CI runs this (needs root/sudo).
+SYSTEM_PACKAGES := gir1.2-gst-rtsp-server-1.0 python3-gst-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good \
+	gstreamer1.0-plugins-ugly
+system-packages:
+	$(if $(filter 0,$(shell id -u)),,sudo) apt-get update -q
+	$(if $(filter 0,$(shell id -u)),,sudo) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+		--no-install-recommends $(SYSTEM_PACKAGES)
 
 # The reference model (SYNTHETIC training data): synth -> train (fused, every gait feature) -> evaluate on its held-out
 # subjects -> Grad-CAM -> ONNX (+ FP16 variant) -> INT8 Q/DQ calibrated on the training set -> gate on a second,

@@ -32,6 +32,7 @@ URL_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp")
 DEFAULT_FILE_FPS = 30.0  # for the rare file that stores no frame rate
 FIRST_FRAME_TIMEOUT_S = 10.0  # a live source that does not say its size must show a frame within this
 CLOSE_TIMEOUT_S = 5.0  # close() waits this long for the reader thread, which then releases the device
+STREAM_TIMEOUT_S = 5.0  # an RTSP/HTTP stream silent this long is lost: the reader reconnects
 MAX_GAPS_KEPT = 100  # reconnect gaps listed in the stats (the count is `reconnects`)
 TRUNCATION_SHARE = 0.02  # a file may deliver this share (plus one frame) fewer frames than its container states
 
@@ -211,8 +212,10 @@ def open_reader(spec: SourceSpec) -> _CvReader:
                 f"{what}: this OpenCV ({cv2.__version__}) was built without GStreamer; use JetPack's OpenCV on a Jetson"
             )
         cap = cv2.VideoCapture(str(spec.target), cv2.CAP_GSTREAMER)
-    else:
-        cap = cv2.VideoCapture(str(spec.target), cv2.CAP_FFMPEG)
+    else:  # a stream that stalls for STREAM_TIMEOUT_S counts as lost (FFmpeg's own default is 30 s)
+        ms = int(STREAM_TIMEOUT_S * 1000)
+        timeouts = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms]
+        cap = cv2.VideoCapture(str(spec.target), cv2.CAP_FFMPEG, timeouts)
     if not cap.isOpened():
         cap.release()
         hint = {
