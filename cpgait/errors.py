@@ -39,8 +39,16 @@ def require_writable(path: object, overwrite: bool) -> Path:
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as exc:
-        raise CpgaitError(f"{p}: cannot write there ({exc.strerror or exc})") from None
+        raise CpgaitError(f"{p}: cannot write there ({_why(p, exc)})") from None
     return p
+
+
+def _why(path: Path, exc: OSError) -> str:
+    """The reason a path cannot be written, naming a file that stands where a folder should be."""
+    for parent in path.parents:
+        if parent.exists():
+            return str(exc.strerror or exc) if parent.is_dir() else f"{parent} is a file, not a folder"
+    return str(exc.strerror or exc)
 
 
 def require_writable_folder(path: object) -> Path:
@@ -54,7 +62,7 @@ def require_writable_folder(path: object) -> Path:
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as exc:
-        raise CpgaitError(f"{p}: cannot write there ({exc.strerror or exc})") from None
+        raise CpgaitError(f"{p}: cannot write there ({_why(p / 'x', exc)})") from None
     return p
 
 
@@ -97,10 +105,10 @@ def check_outputs(
                 "(--overwrite never replaces an input or another output)"
             )
         seen[key] = p
-    for p in outs:
-        require_writable(p, overwrite)
     for p in dirs:
         require_writable_folder(p)
+    for p in outs:
+        require_writable(p, overwrite)
     return outs
 
 
