@@ -65,7 +65,10 @@ REFERENCE = "reference"
 
 
 def _package_dir(package: str) -> Path:
-    return Path(importlib.util.find_spec(package).submodule_search_locations[0])
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise CpgaitError(f"package {package} is not installed")
+    return Path(spec.submodule_search_locations[0])
 
 
 def _stem(path: Path) -> str:
@@ -101,7 +104,9 @@ def find_model_files(
             int8=runtime_assets / "reference.int8.onnx",
             fp16=runtime_assets / "reference.fp16.onnx",
         )
-        if not found["onnx"].is_file() and not found["checkpoint"].is_file():
+        onnx_file, checkpoint_file = found["onnx"], found["checkpoint"]
+        assert onnx_file is not None and checkpoint_file is not None  # set just above
+        if not onnx_file.is_file() and not checkpoint_file.is_file():
             raise CpgaitError(
                 f"the reference model is not built: neither {found['checkpoint']} nor {found['onnx']} "
                 f"exists (`make model` makes them)"
@@ -184,6 +189,8 @@ def make_backend_runner(
     """The runner for `backend` (not yet active), from the registry; TensorRT engines are built first
     (or reused from `engine_dir`) with a batch profile spanning `batches`."""
     path = files.get(backend.artefact)
+    if path is None:
+        raise CpgaitError(f"{backend.name}: no {_ARTEFACT_HINTS[backend.artefact]}")
     if backend.runtime == "trt":
         from cpgait.runtime.backends.trt_engine import Profile, build_engine
 

@@ -100,6 +100,7 @@ def _tegrastats_sample() -> str | None:
     except OSError:
         return None
     try:
+        assert proc.stdout is not None  # stdout=PIPE
         return proc.stdout.readline().strip() or None
     finally:
         proc.terminate()

@@ -64,12 +64,19 @@ class PeakMemory:
     def __enter__(self) -> PeakMemory:
         self._start = current_rss_bytes()
         self._scope = "window" if reset_peak_rss() else "process"
-        self.result: MemoryWindow | None = None
+        self._result: MemoryWindow | None = None
         return self
+
+    @property
+    def result(self) -> MemoryWindow:
+        """The window's peak and growth, once the `with` block has ended."""
+        if self._result is None:
+            raise RuntimeError("PeakMemory.result is read inside its with-block")
+        return self._result
 
     def __exit__(self, *exc: object) -> None:
         peak = max(peak_rss_bytes(), current_rss_bytes())
-        self.result = MemoryWindow(
+        self._result = MemoryWindow(
             peak_mb=round(peak / 2**20, 1),
             growth_mb=round((current_rss_bytes() - self._start) / 2**20, 1),
             scope=self._scope,

@@ -24,7 +24,7 @@ from cpgait.bench.backends import (
     unavailable,
 )
 from cpgait.bench.environment import CpuMeter, describe
-from cpgait.bench.memory import PeakMemory
+from cpgait.bench.memory import MemoryWindow, PeakMemory
 from cpgait.bench.results import SCHEMA_VERSION, BackendResult
 from cpgait.bench.timing import Budget, LatencyStats, fix_threads, measure, percentiles_ms
 from cpgait.errors import CpgaitError
@@ -63,7 +63,7 @@ def make_feed(
     rng = np.random.default_rng(seed)
     feed = {}
     for spec in specs:
-        shape = (batch, *spec.shape[1:])
+        shape = (batch, *(d or 1 for d in spec.shape[1:]))  # only the batch axis is dynamic in cpgait's models
         if np.issubdtype(spec.dtype, np.floating):
             feed[spec.name] = rng.standard_normal(shape).astype(spec.dtype)
         else:
@@ -206,7 +206,10 @@ def _measure_batch(
 ) -> dict[Key, BackendResult]:
     """Time every loaded runner at `batch` in interleaved rounds (the order rotates each round)."""
     out: dict[Key, BackendResult] = {}
-    feeds, samples, peaks, cuda_peaks = {}, {}, {}, {}
+    feeds: dict[Key, dict[str, np.ndarray]] = {}
+    samples: dict[Key, list[np.ndarray]] = {}
+    peaks: dict[Key, list[MemoryWindow]] = {}
+    cuda_peaks: dict[Key, float] = {}
     for entry in loaded:
         key = (entry.backend.name, entry.threads, batch)
         reason = batch_unsupported(entry.runner.input_specs(), batch)
@@ -266,11 +269,11 @@ def _measure_batch(
 def _with_speedups(results: list[BackendResult]) -> list[BackendResult]:
     """Each measured result gets p50(baseline) / p50(result) at the same batch and thread count; None where the
     baseline was not measured."""
-    p50 = {(r.backend, r.threads, r.batch): r.latency.p50_ms for r in results if r.status == "ok"}
+    p50 = {(r.backend, r.threads, r.batch): r.latency.p50_ms for r in results if r.latency is not None}
     out = []
     for r in results:
-        base = p50.get((r.baseline, r.threads, r.batch))
-        speedup = round(base / r.latency.p50_ms, 3) if r.status == "ok" and base else None
+        base = p50.get((r.baseline or "", r.threads, r.batch))
+        speedup = round(base / r.latency.p50_ms, 3) if r.latency is not None and r.status == "ok" and base else None
         out.append(replace(r, speedup=speedup))
     return out
 

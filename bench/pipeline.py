@@ -19,6 +19,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -27,6 +28,9 @@ from cpgait.bench.results import SCHEMA_VERSION, StageResult
 from cpgait.bench.timing import LatencyStats, default_threads, percentiles_ms
 from cpgait.errors import CpgaitError
 from cpgait.runtime.backends.registry import RUNTIME_BACKENDS
+
+if TYPE_CHECKING:
+    from cpgait.runtime.live.pipeline import FrameReport
 
 # Per-frame stages of the pipeline's timings, in pipeline order ("pose" is the sum of the pose_* stages and
 # "latency" is the end-to-end figure, so neither is a stage of its own here)
@@ -113,7 +117,7 @@ def run_pipeline_bench(
     rows: list[dict[str, int]] = []
     arrivals: list[int] = []
 
-    def record(report: object, picture: object) -> None:
+    def record(report: FrameReport, picture: np.ndarray | None) -> None:
         arrivals.append(time.perf_counter_ns())
         rows.append(dict(report.timings_ns))
 

@@ -4,8 +4,12 @@ latency CDF on the right, both drawn from the report dict alone. matplotlib is i
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cpgait.errors import refuse_overwrite
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 
 def save_png(report: dict, path: Path, overwrite: bool) -> None:
@@ -46,7 +50,7 @@ def _label(result: dict) -> str:
     return f"{result['backend']}\nb{result['batch']}" + (f" t{result['threads']}" if result["threads"] else "")
 
 
-def _model_bars(ax: object, report: dict) -> None:
+def _model_bars(ax: Axes, report: dict) -> None:
     measured = [r for r in report["results"] if r["status"] == "ok"]
     labels = [_label(r) for r in measured]
     p50 = [r["latency"]["p50_ms"] for r in measured]
@@ -64,7 +68,7 @@ def _model_bars(ax: object, report: dict) -> None:
     )
 
 
-def _stage_bars(ax: object, report: dict) -> None:
+def _stage_bars(ax: Axes, report: dict) -> None:
     """One stacked bar of the pipeline's stage cost per frame, one bar of the pose model alone, 1/fps as a line."""
     bottom = 0.0
     for stage in report["stages"]:

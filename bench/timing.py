@@ -54,6 +54,7 @@ class Budget:
             per = max(1, math.ceil(self.iters / rounds))
             counts = [min(per, self.iters - i * per) for i in range(rounds)]
             return [Budget(self.warmup if i == 0 else 0, iters=c) for i, c in enumerate(counts) if c > 0]
+        assert self.seconds is not None  # a budget is iterations or seconds (checked on construction)
         return [Budget(self.warmup if i == 0 else 0, seconds=self.seconds / rounds) for i in range(rounds)]
 
 

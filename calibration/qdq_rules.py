@@ -2,8 +2,13 @@
 
 TensorRT 10 and 11 build a Q/DQ model as INT8 only when every QuantizeLinear/DequantizeLinear is symmetric int8
 (zero point 0, dtype int8), scales are positive and finite, activations are quantized per tensor, weights per
-output channel (axis 0 of a Conv weight, the N axis of a Gemm/MatMul weight), every Q feeds DQ nodes with the
-same scale, and no ONNX Runtime contrib operator (com.microsoft domain) is left. ONNX Runtime would run many
+output channel (axis 0 of a Conv weight, the N axis of a Gemm/MatMul weight) with one scale per channel, every Q
+feeds DQ nodes with the same scale, and no ONNX Runtime contrib operator (com.microsoft domain) is left.
+
+A weight comes in either form TensorRT accepts: an int8 initializer -> DQ (what ONNX Runtime writes) or a float
+initializer -> Q -> DQ (what NVIDIA's ModelOpt and pytorch-quantization export; TensorRT quantizes it at build
+time). A DequantizeLinear may omit its zero point (ONNX then takes 0 of its input's type, int8 here); a
+QuantizeLinear may not (its output would be uint8). ONNX Runtime would run many
 models that break these rules, so this check is what `cpgait verify` relies on to say "this file will build as
 INT8 on the Jetson too".
 """
@@ -49,6 +54,12 @@ def _weight_axis(consumer, input_index: int) -> int | None:
     return None
 
 
+def _dequantizes_a_weight_q(node, producers: dict, inits: dict) -> bool:
+    """Whether DQ `node` reads a Q of a constant (a float weight quantized at build time; the Q is checked)."""
+    producer = producers.get(node.input[0])
+    return producer is not None and producer.op_type == "QuantizeLinear" and producer.input[0] in inits
+
+
 def check_qdq_model(model: object) -> QdqReport:
     """Check an `onnx.ModelProto` (or a path to one) against TensorRT's explicit-quantization rules."""
     import onnx
@@ -69,6 +80,13 @@ def check_qdq_model(model: object) -> QdqReport:
         for name in node.output:
             producers[name] = node
 
+    def weight_users(node) -> list[tuple[object, int]]:
+        """The ops that read the weight this Q or DQ node quantizes (through the DQ after a Q)."""
+        users = consumers.get(node.output[0], [])
+        if node.op_type == "QuantizeLinear":
+            users = [u for dq, _ in users if dq.op_type == "DequantizeLinear" for u in consumers.get(dq.output[0], [])]
+        return users
+
     problems: list[str] = []
     n_q = n_dq = 0
     for node in graph.node:
@@ -79,52 +97,64 @@ def check_qdq_model(model: object) -> QdqReport:
             )
         if node.op_type not in QDQ_OPS:
             continue
-        n_q += node.op_type == "QuantizeLinear"
-        n_dq += node.op_type == "DequantizeLinear"
+        is_q = node.op_type == "QuantizeLinear"
+        n_q += is_q
+        n_dq += not is_q
         where = f"{node.op_type} {node.name or node.output[0]!r}"
         scale = inits.get(node.input[1]) if len(node.input) > 1 else None
         zero = inits.get(node.input[2]) if len(node.input) > 2 and node.input[2] else None
+        source = node.input[0]
+        weight = inits.get(source)  # a constant input: this node quantizes a weight
         if scale is None:
             problems.append(f"{where}: scale is not a constant")
             continue
         if not (np.all(np.isfinite(scale)) and np.all(scale > 0)):
             problems.append(f"{where}: scales must be positive and finite (min {float(np.min(scale)):.3g})")
         if zero is None:
-            problems.append(f"{where}: no zero point (ONNX then means uint8); expected an int8 zero point of 0")
+            if is_q:
+                problems.append(f"{where}: no zero point (ONNX then means uint8); expected an int8 zero point of 0")
         else:
             if zero.dtype != np.int8:
                 problems.append(f"{where}: zero point dtype {zero.dtype}; expected int8")
             if np.any(zero != 0):
                 problems.append(f"{where}: zero point {zero.ravel()[:4].tolist()}; expected 0 (symmetric)")
+            if zero.shape != scale.shape:
+                problems.append(f"{where}: zero point shape {zero.shape} differs from the scale's {scale.shape}")
+        if not is_q and weight is not None and weight.dtype != np.int8:
+            problems.append(f"{where}: dequantizes a {weight.dtype} constant; expected int8 weights")
         per_channel = scale.size > 1
         axis = next((a.i for a in node.attribute if a.name == "axis"), 1)
-        if node.op_type == "DequantizeLinear":
-            source = node.input[0]
-            if source in inits:  # a weight quantized offline: must be per output channel of its consumer
-                for consumer, k in consumers.get(node.output[0], []):
+        if weight is not None:  # a weight: per output channel of its consumer, one scale per channel
+            if per_channel:
+                rank = weight.ndim
+                if not -rank <= axis < rank:
+                    problems.append(f"{where}: per-channel axis {axis} outside the weight's rank {rank}")
+                    continue
+                if scale.size != weight.shape[axis]:
+                    problems.append(
+                        f"{where}: {scale.size} per-channel scales for axis {axis % rank} of size {weight.shape[axis]}"
+                    )
+                for consumer, k in weight_users(node):
                     want = _weight_axis(consumer, k)
-                    if want is None or not per_channel:
-                        continue
-                    rank = inits[source].ndim
-                    if axis % rank != want % rank:
+                    if want is not None and axis % rank != want % rank:
                         problems.append(
-                            f"{where}: per-channel axis {axis}; the output channel of "
+                            f"{where}: per-channel axis {axis % rank}; the output channel of "
                             f"{consumer.op_type} {consumer.name!r} weight is axis {want % rank}"
                         )
-            else:
-                producer = producers.get(source)
-                if producer is None or producer.op_type != "QuantizeLinear":
-                    problems.append(f"{where}: input is not produced by a QuantizeLinear (Q/DQ must come in pairs)")
-                elif (
-                    len(producer.input) > 1
-                    and producer.input[1] in inits
-                    and not np.array_equal(inits[producer.input[1]], scale)
-                ):
-                    problems.append(f"{where}: scale differs from its QuantizeLinear {producer.name!r}")
-        else:
-            if per_channel:
-                problems.append(f"{where}: activation quantized per channel; TensorRT expects per-tensor scales")
+        elif per_channel and not _dequantizes_a_weight_q(node, producers, inits):
+            problems.append(f"{where}: activation quantized per channel; TensorRT expects per-tensor scales")
+        if is_q:
             users = consumers.get(node.output[0], [])
             if not users or any(u.op_type != "DequantizeLinear" for u, _ in users):
                 problems.append(f"{where}: output must feed DequantizeLinear nodes only (Q/DQ pairs)")
+        elif weight is None:
+            producer = producers.get(source)
+            if producer is None or producer.op_type != "QuantizeLinear":
+                problems.append(f"{where}: input is not produced by a QuantizeLinear (Q/DQ must come in pairs)")
+            elif (
+                len(producer.input) > 1
+                and producer.input[1] in inits
+                and not np.array_equal(inits[producer.input[1]], scale)
+            ):
+                problems.append(f"{where}: scale differs from its QuantizeLinear {producer.name!r}")
     return QdqReport(n_q, n_dq, tuple(problems))

@@ -3,8 +3,22 @@
 Recipe (ONNX Runtime `quantize_static` after its shape-inference pre-processing): QDQ format, int8 activations and
 weights, symmetric (zero point 0), per-channel weights on the output-channel axis, biases left in float (TensorRT
 builds int8 Q/DQ only; an int32 bias DQ is not in its explicit-quantization rules). Only the compute-heavy ops are
-quantized (Conv, MatMul, Gemm), so Softmax, LayerNormalization, BatchNormalization, the residual Adds and the
-pooling always run in float. Three further groups can be kept in float:
+quantized (Conv, MatMul, Gemm), so Softmax, LayerNormalization, BatchNormalization and the pooling always run in
+float.
+
+Two Q/DQ placements (`--recipe`), because the two runtimes fuse Q/DQ differently:
+- `ort` (default; the kiosk runs the INT8 ONNX on ONNX Runtime CPU): inputs *and outputs* of Conv/MatMul/Gemm are
+  quantized, the form ONNX Runtime fuses into QLinearConv/QLinearMatMul (without the output Q it runs the
+  convolution in float between DQ nodes);
+- `tensorrt` (for `cpgait build` on a Jetson), after TensorRT's "Q/DQ Layer-Placement Recommendations": the
+  *inputs* of weighted ops are quantized, their *outputs* are not (a Q/DQ after a Conv is requantized again before
+  the next Conv: Conv -> Q -> DQ -> Relu -> Q -> DQ; TensorRT fuses the activation and the next op's input
+  quantization into the convolution by itself); in a residual join `Add(Conv(x), skip)` the skip input is quantized
+  and the Conv output is not, so TensorRT can fuse the addition into the INT8 convolution; when both inputs are
+  convolutions (a downsampling shortcut), the shortcut's output is quantized and the main branch is fused.
+Either file builds on TensorRT; its float regions run in FP16 on TensorRT 10 (a weakly typed INT8 + FP16 build,
+see `cpgait.runtime.backends.trt_engine`). The measured accuracy and ONNX Runtime speed of both are in the README
+("INT8"). Three further groups can be kept in float:
 
 | category    | nodes                                                                                      |
 |-------------|--------------------------------------------------------------------------------------------|
@@ -29,6 +43,7 @@ from cpgait.errors import CpgaitError
 from cpgait.runtime.data.windows import WindowSet
 
 METHODS = ("minmax", "entropy", "percentile")
+RECIPES = ("ort", "tensorrt")
 KEEP_FLOAT_CATEGORIES = ("attention", "head", "graph")
 DEFAULT_KEEP_FLOAT = ("attention", "head", "graph")
 QUANTIZED_OPS = ("Conv", "MatMul", "Gemm")
@@ -83,15 +98,61 @@ def _adjacency_matmuls(model: object, nodes: list) -> list[str]:
     return [n.name for n in nodes if n.op_type == "MatMul" and square.intersection(n.input)]
 
 
+def residual_adds(model: object) -> list[str]:
+    """Names of the residual joins: Adds of two activations, at least one of them a Conv's output."""
+    nodes = list(model.graph.node)
+    constants = {i.name for i in model.graph.initializer} | {n.output[0] for n in nodes if n.op_type == "Constant"}
+    producer = {out: n for n in nodes for out in n.output}
+    return [
+        n.name
+        for n in nodes
+        if n.op_type == "Add"
+        and len(n.input) == 2
+        and not constants.intersection(n.input)
+        and any(producer.get(i) is not None and producer[i].op_type == "Conv" for i in n.input)
+    ]
+
+
+def fuse_residual_conv_outputs(model: object, adds: list[str]) -> int:
+    """In each residual Add, take one Conv-output input back out of its Q/DQ pair (TensorRT fuses that Conv with
+    the Add); Q/DQ nodes and scales left without consumers are removed. Returns how many inputs were unquantized."""
+    nodes = list(model.graph.node)
+    producer = {out: n for n in nodes for out in n.output}
+    changed = 0
+    for add in (n for n in nodes if n.name in adds):
+        for k, name in enumerate(add.input):
+            dq = producer.get(name)
+            q = producer.get(dq.input[0]) if dq is not None and dq.op_type == "DequantizeLinear" else None
+            source = producer.get(q.input[0]) if q is not None and q.op_type == "QuantizeLinear" else None
+            if source is not None and source.op_type == "Conv":
+                add.input[k] = q.input[0]
+                changed += 1
+                break
+    used = {i for n in model.graph.node for i in n.input} | {o.name for o in model.graph.output}
+    while True:  # drop the orphaned DQ, then its orphaned Q
+        dead = [n for n in model.graph.node if n.op_type in ("QuantizeLinear", "DequantizeLinear")]
+        dead = [n for n in dead if not any(o in used for o in n.output)]
+        if not dead:
+            for init in [i for i in model.graph.initializer if i.name not in used]:
+                model.graph.initializer.remove(init)
+            return changed
+        for n in dead:
+            model.graph.node.remove(n)
+        used = {i for n in model.graph.node for i in n.input} | {o.name for o in model.graph.output}
+
+
 @dataclass(frozen=True)
 class QuantizeSettings:
     method: str = "minmax"
     keep_float: tuple[str, ...] = DEFAULT_KEEP_FLOAT
     per_channel: bool = True
+    recipe: str = "ort"  # Q/DQ placement: see the module docstring
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise CpgaitError(f"--method {self.method!r}; expected one of {', '.join(METHODS)}")
+        if self.recipe not in RECIPES:
+            raise CpgaitError(f"--recipe {self.recipe!r}; expected one of {', '.join(RECIPES)}")
 
 
 def quantize(model_path: str | Path, windows: WindowSet, settings: QuantizeSettings = QuantizeSettings()) -> object:
@@ -115,6 +176,9 @@ def quantize(model_path: str | Path, windows: WindowSet, settings: QuantizeSetti
         quant_pre_process(str(model_path), str(pre), skip_symbolic_shape=True)
         prepared = onnx.load(str(pre))
         excluded = float_nodes(prepared, settings.keep_float)
+        residual = residual_adds(prepared) if settings.recipe == "tensorrt" else []
+        op_types = [*QUANTIZED_OPS, "Add"] if residual else list(QUANTIZED_OPS)
+        other_adds = [n.name for n in prepared.graph.node if n.op_type == "Add" and n.name not in residual]
         quantize_static(
             str(pre),
             str(out),
@@ -124,16 +188,18 @@ def quantize(model_path: str | Path, windows: WindowSet, settings: QuantizeSetti
             weight_type=QuantType.QInt8,
             per_channel=settings.per_channel,
             calibrate_method=method,
-            op_types_to_quantize=list(QUANTIZED_OPS),
-            nodes_to_exclude=excluded,
+            op_types_to_quantize=op_types,
+            nodes_to_exclude=excluded + (other_adds if residual else []),
             extra_options={
                 "ActivationSymmetric": True,
                 "WeightSymmetric": True,
                 "QuantizeBias": False,
                 "CalibTensorRangeSymmetric": True,
+                "OpTypesToExcludeOutputQuantization": op_types if settings.recipe == "tensorrt" else [],
             },
         )
         qdq = onnx.load(str(out))
+    fuse_residual_conv_outputs(qdq, residual)
     for prop in source.metadata_props:  # the contract travels with the quantized file
         if prop.key not in {p.key for p in qdq.metadata_props}:
             entry = qdq.metadata_props.add()
@@ -148,6 +214,8 @@ def quantize(model_path: str | Path, windows: WindowSet, settings: QuantizeSetti
             "keep_float": list(settings.keep_float),
             "float_nodes": excluded,
             "per_channel": settings.per_channel,
+            "recipe": settings.recipe,
+            "residual_adds": residual,
         }
     )
     report = check_qdq_model(qdq)

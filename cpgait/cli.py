@@ -7,8 +7,10 @@ kiosk that has neither torch nor tensorrt installed.
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import typer
+from typer.core import TyperGroup
 
 from cpgait import __version__
 from cpgait.errors import CpgaitError
@@ -269,6 +271,9 @@ def calibrate(
     data: str = typer.Option(..., "--data", help="Sequence files (folder or CSV manifest) to calibrate on."),
     out: str = typer.Option(..., "-o", "--out", help="The INT8 Q/DQ ONNX to write (model.int8.onnx)."),
     method: str = typer.Option("minmax", "--method", help="Range calibration: minmax, entropy or percentile."),
+    recipe: str = typer.Option(
+        "ort", "--recipe", help="Q/DQ placement: ort (ONNX Runtime CPU, the kiosk) or tensorrt (for `cpgait build`)."
+    ),
     windows: int = typer.Option(500, "--windows", help="Calibration windows, stratified by class."),
     min_windows: int = typer.Option(100, "--min-windows", help="Refuse to calibrate on fewer windows than this."),
     keep_float: str = typer.Option(
@@ -294,7 +299,7 @@ def calibrate(
         model,
         data,
         out,
-        QuantizeSettings(method=method, keep_float=groups),
+        QuantizeSettings(method=method, keep_float=groups, recipe=recipe),
         windows=windows,
         minimum=min_windows,
         thresholds=Thresholds(min_agreement, max_f1_drop),
@@ -354,37 +359,88 @@ def verify(
 
 @app.command("build")
 def build(
-    model: str = typer.Argument(..., help="ONNX model: FP32, FP16 variant or INT8 Q/DQ."),
+    model: str = typer.Argument(..., help="ONNX model: FP32, FP16 variant, INT8 Q/DQ, or a pose model."),
     precision: str = typer.Option("fp32", "--precision", help="fp32, fp16 or int8."),
     batch: str = typer.Option("1,1,8", "--batch", help="Optimisation profile min,opt,max batch sizes."),
     out: str = typer.Option(None, "--out", help="Engine folder (default: engines/ next to the model)."),
     workspace: int = typer.Option(1024, "--workspace", help="Builder workspace limit in MB."),
-    calib_cache: str = typer.Option(None, "--calib-cache", help="TensorRT 10 implicit INT8: calibration cache."),
-    data: str = typer.Option(None, "--data", help="TensorRT 10 implicit INT8: windows to fill a new cache."),
+    data: str = typer.Option(
+        None, "--data", help="Held-out sequence files: the engine is gated against ONNX Runtime on their windows."
+    ),
+    windows: int = typer.Option(None, "--windows", help="Gate on at most this many windows (default: all)."),
+    min_agreement: float = typer.Option(0.99, "--min-agreement", help="Gate: least top-1 agreement with ONNX Runtime."),
+    max_f1_drop: float = typer.Option(1.0, "--max-f1-drop", help="Gate: largest macro-F1 drop in points."),
+    no_gate: bool = typer.Option(False, "--no-gate", help="Keep the engine without comparing it (not recommended)."),
+    calib_cache: str = typer.Option(
+        None, "--calib-cache", help="TensorRT 10 implicit INT8: calibration cache (keyed to the model and --data)."
+    ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Rebuild even when the cache holds this engine."),
 ) -> None:
-    """Build a TensorRT engine for this GPU (cached by model, precision, profile, GPU and TensorRT version)."""
+    """Build a TensorRT engine for this GPU (cached by model, precision, profile and device) and gate it.
+
+    A classifier's engine is compared with ONNX Runtime running the same ONNX on the --data windows; an engine
+    outside the gate is deleted and the command exits 1. Pose models (no contract) are built but not gated.
+    """
     from pathlib import Path
 
-    from cpgait.runtime.backends.trt_engine import Profile, build_engine
+    from rich.console import Console
+
+    from cpgait.runtime.backends.trt_engine import Profile, build_engine, file_sha256
+    from cpgait.runtime.core.contract import ModelContract
 
     profile = Profile.parse(batch)
+    contract = ModelContract.read_onnx(model)
+    if contract is not None and not data and not no_gate:
+        raise CpgaitError(
+            f"{model}: pass --data with held-out sequence files: every engine is compared with ONNX Runtime "
+            "before it is kept (or --no-gate to skip that check)"
+        )
     calibrator = None
     if calib_cache:
         from cpgait.calibration.trt_calibrator import make_entropy_calibrator
-        from cpgait.runtime.core.contract import ModelContract
         from cpgait.runtime.data.windows import load_windows
 
-        windows = load_windows(data, ModelContract.from_onnx(model), count=500) if data else None
+        calib = load_windows(data, ModelContract.from_onnx(model), count=500) if data else None
+        model_sha = file_sha256(model)
 
         def calibrator(batch_size: int) -> object:
-            return make_entropy_calibrator(windows, calib_cache, batch=batch_size)
+            return make_entropy_calibrator(calib, calib_cache, model_sha, batch=batch_size)
 
     folder = out or str(Path(model).parent / "engines")
     path = build_engine(
-        model, precision, profile, folder, workspace_mb=workspace, calibrator=calibrator, overwrite=overwrite
+        model,
+        precision,
+        profile,
+        folder,
+        workspace_mb=workspace,
+        calibrator=calibrator,
+        overwrite=overwrite,
+        require_contract=False,
     )
     typer.echo(f"{path} (side-car {Path(path).with_suffix('.json').name})")
+    if contract is None or no_gate:
+        why = "a model without a contract (pose model)" if contract is None else "--no-gate"
+        typer.secho(f"not gated ({why}): compare it with `cpgait verify` before use", fg="yellow", err=True)
+        return
+    from cpgait.calibration.gate import Thresholds, render
+    from cpgait.calibration.gate import verify as run_gate
+    from cpgait.runtime.backends.registry import RUNTIME_BACKENDS
+    from cpgait.runtime.data.windows import load_windows
+
+    report = run_gate(
+        model,
+        path,
+        lambda p: RUNTIME_BACKENDS.make_runner(p, RUNTIME_BACKENDS.default_for(p)),
+        lambda c: load_windows(data, c, count=windows),
+        Thresholds(min_agreement, max_f1_drop),
+    )
+    Console().print(render(report))
+    if not report.ok:
+        for stale in (Path(path).with_suffix(".json"), Path(path)):  # side-car first: no half-kept engine
+            stale.unlink(missing_ok=True)
+        typer.secho(f"gate FAIL ({'; '.join(report.failures)}): {path} was deleted", fg="red", err=True)
+        raise typer.Exit(1)
+    typer.echo("gate PASS")
 
 
 @app.command("synth")
@@ -396,6 +452,12 @@ def synth(
     overwrite: bool = typer.Option(False, "--overwrite", help="Write into OUT even if it already holds sequences."),
     fps: float = typer.Option(30.0, "--fps", help="Frames per second."),
     layout: str = typer.Option("coco17_feet", "--layout", help="coco17_feet (COCO-17 + heels, toes) or coco17."),
+    report: bool = typer.Option(
+        False,
+        "--report",
+        help="Instead of walks, compare a population of N synthetic children with real children with CP: print the "
+        "table and write OUT/population.md and OUT/population.png.",
+    ),
 ) -> None:
     """Write SYNTHETIC side-view walks of children (GMFCS I-IV model) with their true gait parameters."""
     from collections import Counter
@@ -406,6 +468,13 @@ def synth(
     from cpgait.training.synth import write_dataset
 
     check_outputs([], [], overwrite, folders=[out])
+    if report:
+        from cpgait.training.population import write_report
+
+        text, written = write_report(Path(out), n, seed, overwrite=overwrite)
+        typer.echo(text)
+        typer.echo(f"wrote {', '.join(str(p) for p in written)} (SYNTHETIC population vs published real figures)")
+        return
 
     paths = write_dataset(Path(out), n, seed, clean=clean, overwrite=overwrite, fps=fps, layout=layout)
     levels = Counter(p.stem.split("_")[1] for p in paths)
@@ -414,7 +483,24 @@ def synth(
     typer.echo("SYNTHETIC data for exercising the toolkit, not patient data")
 
 
-@app.command("import")
+class _ImportGroup(TyperGroup):
+    """`cpgait import SRC ...` without a sub-command name means `cpgait import keypoints SRC ...`."""
+
+    def parse_args(self, ctx, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ctx.help_option_names:
+            args = ["keypoints", *args]
+        return super().parse_args(ctx, args)
+
+
+import_app = typer.Typer(
+    cls=_ImportGroup,
+    help="Import keypoints made elsewhere: one recording (OpenPose JSON, CSV) or a whole data set (gaitlab).",
+    no_args_is_help=True,
+)
+app.add_typer(import_app, name="import")
+
+
+@import_app.command("keypoints")
 def import_keypoints(
     src: str = typer.Argument(
         ..., metavar="SRC", help="A folder of OpenPose *_keypoints.json files, or a keypoint CSV."
@@ -445,13 +531,9 @@ def import_keypoints(
         fmt = "openpose" if source.is_dir() else "csv" if source.suffix.lower() == ".csv" else ""
         if not fmt:
             raise CpgaitError(f"{source}: cannot tell the format; expected a folder (OpenPose JSON) or a .csv file")
-    size = None
-    if image_size is not None:
-        parts = image_size.lower().split("x")
-        if len(parts) != 2 or not all(p.isdigit() and int(p) > 0 for p in parts):
-            raise CpgaitError(f"--image-size is {image_size!r}; expected WIDTHxHEIGHT, e.g. 1920x1080")
-        size = (int(parts[0]), int(parts[1]))
-    common = dict(layout=layout, image_size=size, label=label, subject_id=subject, recording_id=recording)
+    common: dict[str, Any] = dict(
+        layout=layout, image_size=_image_size(image_size), label=label, subject_id=subject, recording_id=recording
+    )
     if fmt == "openpose":
         seq = import_openpose(source, fps, **common)
     elif fmt == "csv":
@@ -461,6 +543,65 @@ def import_keypoints(
     path = seq.save(out, overwrite=overwrite)
     missing = float(np.mean(seq.keypoints[..., 2] <= 0))
     typer.echo(f"{path}: {seq.num_frames} frames, layout {seq.layout}, {seq.fps:g} fps, {missing:.1%} points missing")
+
+
+@import_app.command("gaitlab")
+def import_gaitlab_command(
+    root: str = typer.Argument(
+        None, help="The data set's folder (holding processed/video_csvs/ and processed/alldata_processed.csv)."
+    ),
+    out: str = typer.Option(..., "-o", "--out", help="Output folder: sequences/, manifests, import-summary.json."),
+    videos: str = typer.Option(None, "--videos", help="Folder of <videoid>.csv keypoint files (instead of ROOT's)."),
+    table: str = typer.Option(None, "--table", help="The lab table, alldata_processed.csv (instead of ROOT's)."),
+    split_file: str = typer.Option(
+        None, "--split-file", help="train_test_valid_id_split.csv (default: ROOT's, when present)."
+    ),
+    unlabelled: str = typer.Option(
+        "skip", "--unlabelled", help="Videos without a usable GMFCS I-IV level: skip, or keep (label unknown)."
+    ),
+    fps: float = typer.Option(25.0, "--fps", help="Frames per second of the video CSVs (the data set's are 25)."),
+    image_size: str = typer.Option(None, "--image-size", help="WIDTHxHEIGHT of the videos (default: fits the points)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Write into OUT even if it holds an earlier import."),
+) -> None:
+    """Import the Gillette CP gait video data set (Kidzinski et al. 2020; CC BY-NC, download it yourself)."""
+    from cpgait.errors import check_outputs
+    from cpgait.runtime.data.gaitlab import GaitlabFiles, import_gaitlab
+
+    if unlabelled not in ("skip", "keep"):
+        raise CpgaitError(f"--unlabelled is {unlabelled!r}; expected skip or keep")
+    check_outputs([root, videos, table, split_file], [], overwrite, folders=[out])
+    files = GaitlabFiles.locate(root, videos, table, split_file)
+    size = _image_size(image_size)
+    summary = import_gaitlab(files, out, unlabelled == "keep", fps=fps, image_size=size, overwrite=overwrite)
+    typer.echo(summary.text())
+    typer.echo(f"wrote {out}/manifest.csv and {len(summary.imported)} sequences with lab truth to {out}/sequences/")
+    typer.echo("licence of the data: CC BY-NC 2.0 (non-commercial use only); keep it and models trained on it so")
+
+
+def _image_size(text: str | None) -> tuple[int, int] | None:
+    """--image-size WIDTHxHEIGHT -> (width, height)."""
+    if text is None:
+        return None
+    parts = text.lower().split("x")
+    if len(parts) != 2 or not all(p.isdigit() and int(p) > 0 for p in parts):
+        raise CpgaitError(f"--image-size is {text!r}; expected WIDTHxHEIGHT, e.g. 1920x1080")
+    return int(parts[0]), int(parts[1])
+
+
+@app.command("agreement")
+def agreement_command(
+    data: str = typer.Argument(..., help="Sequences with truth files: a folder of .npz + .truth.json or a manifest."),
+    out: str = typer.Option(None, "-o", "--out", help="Folder for agreement.json, .md and .png (default: print)."),
+    window_s: float = typer.Option(124 / 25, "--window-s", help="Window length in seconds (the paper's 124 frames)."),
+    stride_s: float = typer.Option(31 / 25, "--stride-s", help="Seconds between window starts."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing files in --out."),
+) -> None:
+    """Gait features vs truth (lab values or synthetic): r with 95% interval, MAE and bias per feature, scatter."""
+    from cpgait.errors import check_outputs
+    from cpgait.training.agreement import agreement
+
+    check_outputs([data], [], overwrite, folders=[out])
+    agreement(data, out, window_s=window_s, stride_s=stride_s, overwrite=overwrite)
 
 
 def main() -> None:

@@ -19,17 +19,17 @@ class CpgaitError(ValueError):
     """Bad input from the user: names the file, the value and what was expected."""
 
 
-def refuse_overwrite(path: object, overwrite: bool) -> None:
+def refuse_overwrite(path: str | os.PathLike[str], overwrite: bool) -> None:
     """Raise unless `path` is free or the user asked to overwrite it (nothing the user had is lost silently)."""
-    p = Path(str(path))
+    p = Path(path)
     if p.exists() and not overwrite:
         raise CpgaitError(f"{p}: already exists; pass --overwrite to replace it")
 
 
-def require_writable(path: object, overwrite: bool) -> Path:
+def require_writable(path: str | os.PathLike[str], overwrite: bool) -> Path:
     """Refuse an existing output without `overwrite`, a folder in its place and a folder that cannot be written,
     before any work is done."""
-    p = Path(str(path))
+    p = Path(path)
     if p.is_dir():
         raise CpgaitError(f"{p}: is a folder; expected a file name to write")
     refuse_overwrite(p, overwrite)
@@ -51,9 +51,9 @@ def _why(path: Path, exc: OSError) -> str:
     return str(exc.strerror or exc)
 
 
-def require_writable_folder(path: object) -> Path:
+def require_writable_folder(path: str | os.PathLike[str]) -> Path:
     """A folder that can be created and written (for outputs named inside it), checked before any work."""
-    p = Path(str(path))
+    p = Path(path)
     if p.exists() and not p.is_dir():
         raise CpgaitError(f"{p}: exists and is not a directory; expected a folder to write into")
     probe = p / f".cpgait.{os.getpid()}.probe"
@@ -66,7 +66,7 @@ def require_writable_folder(path: object) -> Path:
     return p
 
 
-def _identity(path: Path) -> tuple:
+def _identity(path: Path) -> tuple[object, ...]:
     """What makes two paths the same file: device and inode when it exists (hard and symbolic links included),
     otherwise the resolved path."""
     try:
@@ -77,10 +77,10 @@ def _identity(path: Path) -> tuple:
 
 
 def check_outputs(
-    inputs: Iterable[object | None],
-    outputs: Iterable[object | None],
+    inputs: Iterable[str | os.PathLike[str] | None],
+    outputs: Iterable[str | os.PathLike[str] | None],
     overwrite: bool,
-    folders: Iterable[object | None] = (),
+    folders: Iterable[str | os.PathLike[str] | None] = (),
 ) -> list[Path]:
     """All of a command's paths, checked before any model loads or frame is read.
 
@@ -89,9 +89,9 @@ def check_outputs(
     place. Each output must be writable (`require_writable`), each output folder creatable (`require_writable_folder`).
     None entries (options not given) are skipped. Returns the output files as paths.
     """
-    ins = [Path(str(p)) for p in inputs if p is not None]
-    outs = [Path(str(p)) for p in outputs if p is not None]
-    dirs = [Path(str(p)) for p in folders if p is not None]
+    ins = [Path(p) for p in inputs if p is not None]
+    outs = [Path(p) for p in outputs if p is not None]
+    dirs = [Path(p) for p in folders if p is not None]
     seen: dict[tuple, Path] = {}
     for p in ins:
         seen.setdefault(_identity(p), p)

@@ -72,7 +72,7 @@ class Checkpoint:
 
 def config_contract_mismatches(config: ModelConfig, contract: ModelContract) -> list[str]:
     """Where the network's shape and the preprocessing contract contradict each other."""
-    pairs = (
+    pairs: tuple[tuple[str, object, object], ...] = (
         ("streams", config.streams, contract.streams),
         ("window", config.window, contract.window),
         ("number of classes", config.num_classes, len(contract.class_names)),

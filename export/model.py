@@ -108,7 +108,7 @@ class GraphConv(nn.Module):
         self.conv = nn.Conv2d(in_channels * adjacency.shape[0], out_channels, kernel_size=1)
 
     def forward(self, x: Tensor) -> Tensor:  # [N, C, T, V] -> [N, C_out, T, V]
-        weights = self.adjacency * self.importance
+        weights = self.adjacency * self.importance  # type: ignore[operator]  # a registered buffer is a Tensor
         return self.conv(torch.cat([x @ weights[k] for k in range(weights.shape[0])], dim=1))
 
 
@@ -240,9 +240,11 @@ class SeverityModel(nn.Module):
         if missing:
             raise CpgaitError(f"a {self.config.streams} model needs input(s) {', '.join(missing)}")
         if self.config.streams == "skeleton":
+            assert skeleton is not None  # checked above
             return self.head(self.skeleton_tokens(skeleton).mean(dim=1))
         if self.config.streams == "gait":
             return self.head(self.gait(gait_series, gait_scalars).mean(dim=1))
+        assert skeleton is not None  # checked above
         skel, gait = self.skeleton_tokens(skeleton), self.gait(gait_series, gait_scalars)
         fused_skel = self.skeleton_attends(skel, gait)
         fused_gait = self.gait_attends(gait, skel)

@@ -15,12 +15,17 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from cpgait.errors import CpgaitError, require_writable
 from cpgait.runtime.core.contract import METADATA_KEY, ModelContract
 from cpgait.runtime.data.windows import WindowSet, load_windows, synthetic_windows
+
+if TYPE_CHECKING:
+    import onnx
+    from torch import nn
 
 DEFAULT_OPSET = 17
 PARITY_TOLERANCE = 1e-4
@@ -57,21 +62,21 @@ def _example_inputs(contract: ModelContract, batch: int = 2) -> dict:
 
 
 def export_model(
-    model: object,
+    model: nn.Module,
     contract: ModelContract,
     out: str | Path,
     opset: int = DEFAULT_OPSET,
     simplify: bool = True,
     overwrite: bool = False,
-) -> object:
+) -> onnx.ModelProto:
     """Export an eval-mode torch model to an ONNX `ModelProto` (written to `out` by the caller after parity)."""
     import onnx
     import torch
 
     if opset < 17:
         raise CpgaitError(f"--opset {opset}; cpgait exports opset 17 or newer (LayerNormalization needs 17)")
-    out = require_writable(out, overwrite)
-    tmp = out.with_name(out.name + ".export.onnx")
+    target = require_writable(out, overwrite)
+    tmp = target.with_name(target.name + ".export.onnx")
     model = model.eval()
     names = list(contract.input_names)
     try:
@@ -83,9 +88,9 @@ def export_model(
                 str(tmp),
                 kwargs=_example_inputs(contract),
                 input_names=names,
-                output_names=["logits"],
+                output_names=[contract.output_name],
                 opset_version=opset,
-                dynamic_axes={n: {0: "batch"} for n in names + ["logits"]},
+                dynamic_axes={n: {0: "batch"} for n in names + [contract.output_name]},
                 do_constant_folding=True,
                 dynamo=False,
             )
@@ -103,7 +108,7 @@ def export_model(
     return proto
 
 
-def _require_batch_only_dynamic(proto: object, names: list[str]) -> None:
+def _require_batch_only_dynamic(proto: onnx.ModelProto, names: list[str]) -> None:
     got = [i.name for i in proto.graph.input]
     if got != names:
         raise CpgaitError(f"exported inputs are {got}; the contract expects {names} (an unused input was dropped?)")
@@ -114,7 +119,7 @@ def _require_batch_only_dynamic(proto: object, names: list[str]) -> None:
             raise CpgaitError(f"tensor {value.name!r} has shape {shape}; expected only the batch axis dynamic")
 
 
-def set_contract(proto: object, contract: ModelContract) -> None:
+def set_contract(proto: onnx.ModelProto, contract: ModelContract) -> None:
     """Write the contract JSON into the model's metadata_props (replacing an older one)."""
     for prop in [p for p in proto.metadata_props if p.key == METADATA_KEY]:
         proto.metadata_props.remove(prop)
@@ -122,7 +127,15 @@ def set_contract(proto: object, contract: ModelContract) -> None:
     entry.key, entry.value = METADATA_KEY, contract.to_json()
 
 
-def save_model(proto: object, out: str | Path) -> Path:
+def contract_of(proto: onnx.ModelProto) -> ModelContract:
+    """The contract `set_contract` wrote into the model's metadata."""
+    text = next((p.value for p in proto.metadata_props if p.key == METADATA_KEY), None)
+    if text is None:
+        raise CpgaitError(f"ONNX model has no cpgait contract (metadata key {METADATA_KEY!r})")
+    return ModelContract.from_json(text)
+
+
+def save_model(proto: onnx.ModelProto, out: str | Path) -> Path:
     """Write via a temporary name so a failed write never leaves a half file at `out`."""
     import onnx
 
@@ -134,18 +147,23 @@ def save_model(proto: object, out: str | Path) -> Path:
 
 
 def parity(
-    model: object, onnx_model: object, windows: WindowSet, tolerance: float = PARITY_TOLERANCE, batch: int = 16
+    model: nn.Module,
+    onnx_model: onnx.ModelProto,
+    windows: WindowSet,
+    tolerance: float = PARITY_TOLERANCE,
+    batch: int = 16,
 ) -> ParityReport:
-    """Compare PyTorch and ONNX Runtime (CPU) logits on the same windows."""
+    """Compare PyTorch and ONNX Runtime (CPU) logits (the contract's output) on the same windows."""
     import onnxruntime as ort
     import torch
 
     session = ort.InferenceSession(onnx_model.SerializeToString(), providers=["CPUExecutionProvider"])
+    output = contract_of(onnx_model).output_name
     ref, got = [], []
     with torch.inference_mode():
         for feed in windows.batches(batch):
             ref.append(model(**{k: torch.from_numpy(v) for k, v in feed.items()}).numpy())
-            got.append(session.run(["logits"], feed)[0].astype(np.float32))
+            got.append(session.run([output], feed)[0].astype(np.float32))
     ref_all, got_all = np.concatenate(ref), np.concatenate(got)
     return ParityReport(
         windows=len(windows),
@@ -156,7 +174,7 @@ def parity(
     )
 
 
-def to_fp16(proto: object) -> object:
+def to_fp16(proto: onnx.ModelProto) -> onnx.ModelProto:
     """FP16 variant for ONNX Runtime CUDA / TensorRT 11 (weights and compute in float16, inputs and logits FP32)."""
     import onnx
     from onnxconverter_common import float16

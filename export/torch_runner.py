@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -13,6 +14,9 @@ from cpgait.runtime.backends.registry import Backend, module_missing
 from cpgait.runtime.backends.runner import Runner
 from cpgait.runtime.core.contract import ModelContract
 
+if TYPE_CHECKING:
+    from torch import nn
+
 
 class TorchRunner(Runner):
     """A checkpoint (or an in-memory model with its contract) run eagerly under `torch.inference_mode`."""
@@ -21,7 +25,7 @@ class TorchRunner(Runner):
 
     def __init__(
         self,
-        model: str | Path | object,
+        model: str | Path | nn.Module,
         device: str = "cpu",
         threads: int | None = None,
         contract: ModelContract | None = None,
@@ -48,16 +52,20 @@ class TorchRunner(Runner):
             from cpgait.export.checkpoint import load_checkpoint
 
             checkpoint = load_checkpoint(self.source, expect=self.contract)
-            self.contract = checkpoint.contract
-            self._model = checkpoint.model(self.device)
+            contract = checkpoint.contract
+            self._model: nn.Module | None = checkpoint.model(self.device)
         else:
+            assert self.contract is not None  # checked in __init__
+            contract = self.contract
             self._model = self.source.to(self.device).eval()
-        self._specs = self.contract.input_specs()
-        self._outputs = [self.contract.output_name]
+        self.contract = contract
+        self._specs = contract.input_specs()
+        self._outputs = [contract.output_name]
 
     def _infer(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         import torch
 
+        assert self._model is not None and self.contract is not None  # set by _activate
         with torch.inference_mode():
             inputs = {k: torch.from_numpy(np.ascontiguousarray(v)).to(self.device) for k, v in feed.items()}
             logits = self._model(**inputs)

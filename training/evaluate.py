@@ -15,7 +15,7 @@ from cpgait.errors import CpgaitError, atomic_output, refuse_overwrite
 from cpgait.export.checkpoint import Checkpoint, load_checkpoint
 from cpgait.runtime.core.metrics import classification_scores, confusion_text
 from cpgait.runtime.data.dataset import SPLITS, Dataset, Record
-from cpgait.runtime.data.recording_windows import RecordingWindows, build_windows
+from cpgait.runtime.data.windows import WindowSet, build_windows
 from cpgait.training.train import pick_device, predict
 
 EVALUATE_SPLITS = (*SPLITS, "all")
@@ -39,7 +39,7 @@ def split_records(checkpoint: Checkpoint, dataset: Dataset, split: str, data: Pa
     return chosen
 
 
-def recording_probabilities(windows: RecordingWindows, probs: np.ndarray) -> np.ndarray:
+def recording_probabilities(windows: WindowSet, probs: np.ndarray) -> np.ndarray:
     """Mean window probability of each recording, `[R, C]`."""
     total = np.zeros((len(windows.recording_ids), probs.shape[1]))
     np.add.at(total, windows.recording, probs)
@@ -66,7 +66,7 @@ def evaluate(
         files = {"json": Path(out) / "evaluation.json", "png": Path(out) / "confusion.png"}
         for path in files.values():
             refuse_overwrite(path, overwrite)
-    stride = stride or int(checkpoint.training.get("settings", {}).get("stride", contract.window // 4))
+    stride = stride or int(checkpoint.training.get("settings", {}).get("stride", contract.default_stride))
     records = split_records(checkpoint, Dataset.from_path(data), split, data)
     windows, note = build_windows(records, contract, stride, where=f"{data} ({split})")
     dev = pick_device(device)

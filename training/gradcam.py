@@ -20,7 +20,7 @@ from cpgait.export.checkpoint import load_checkpoint
 from cpgait.export.model import SeverityModel
 from cpgait.runtime.core.layouts import COCO17
 from cpgait.runtime.data.dataset import Dataset
-from cpgait.runtime.data.recording_windows import build_windows
+from cpgait.runtime.data.windows import build_windows
 from cpgait.training.evaluate import split_records
 from cpgait.training.train import pick_device
 
@@ -97,7 +97,7 @@ def explain(
     contract = checkpoint.contract
     if not checkpoint.config.uses_skeleton:
         raise CpgaitError(f"{checkpoint_path}: a {contract.streams} model has no ST-GCN stream to explain")
-    stride = stride or int(checkpoint.training.get("settings", {}).get("stride", contract.window // 4))
+    stride = stride or int(checkpoint.training.get("settings", {}).get("stride", contract.default_stride))
     records = split_records(checkpoint, Dataset.from_path(data), split, data)
     windows, note = build_windows(records, contract, stride, where=f"{data} ({split})")
     if note:

@@ -1,11 +1,14 @@
 """Kinematic model of a walking child for synthetic data: joint-angle curves over the gait cycle and forward kinematics
-of a sagittal body whose left and right limbs are offset sideways (3-D points in metres).
+of a body whose left and right limbs are offset sideways (3-D points in metres). Each leg moves in a plane turned
+about the vertical through its hip by the child's hip rotation, and each foot points along its foot progression
+angle, so both show up (foreshortened) in a side view. A walker or forearm crutches carry the hands.
 
 Walker frame: x forward along the walk, y up from the floor, z towards the walker's left. Angles in degrees:
 thigh and shank angles are measured from the downward vertical, positive when the distal end is in front; knee
 flexion = thigh - shank (0 = straight); hip flexion = thigh + trunk lean (angle between the trunk line and the thigh);
 ankle dorsiflexion = foot angle - shank angle (foot angle: heel->toe line above the horizontal, toe up positive), which
-is 90 deg minus the angle between shank and foot. Phase 0 of a leg's cycle is its initial contact.
+is 90 deg minus the angle between shank and foot. Phase 0 of a leg's cycle is its initial contact, phase
+`stance_fraction` its toe-off. Rotations about the vertical: positive = internal (toes towards the midline).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import numpy as np
 GRID = 256  # samples per gait cycle of the smoothed curves
 HARMONICS = 7  # Fourier harmonics kept: smooth like measured joint angles, while keeping the peaks
 SIDES = ("left", "right")
+DEVICES = ("none", "walker", "crutches")
 
 
 @dataclass(frozen=True)
@@ -79,12 +83,17 @@ class SubjectParams:
     angle_sd_deg: float  # stride-to-stride SD of joint-angle offsets
     asymmetry: float  # 0 = symmetric; scales the differences of the affected side
     affected_side: str
+    hip_rotation_deg: float = 0.0  # mean hip rotation (leg plane turned about the vertical), internal positive
+    foot_progression_deg: float = 0.0  # mean foot progression angle, internal (in-toeing) positive
+    device: str = "none"  # walking aid: none, walker or (forearm) crutches
 
     def __post_init__(self) -> None:
         if self.level not in range(4):
             raise ValueError(f"level is {self.level}; expected 0-3 (GMFCS I-IV)")
         if self.affected_side not in SIDES:
             raise ValueError(f"affected_side is {self.affected_side!r}; expected 'left' or 'right'")
+        if self.device not in DEVICES:
+            raise ValueError(f"device is {self.device!r}; expected one of {', '.join(DEVICES)}")
         for name, lo, hi in (
             ("cadence_steps_per_min", 20, 250),
             ("step_length_leg", 0.05, 1.5),
@@ -92,6 +101,8 @@ class SubjectParams:
             ("knee_peak_phase", 0.6, 0.9),
             ("heel_rise", 0.2, 1.0),
             ("asymmetry", 0.0, 0.5),
+            ("hip_rotation_deg", -45.0, 45.0),
+            ("foot_progression_deg", -60.0, 60.0),
         ):
             if not lo <= getattr(self, name) <= hi:
                 raise ValueError(f"{name} is {getattr(self, name)}; expected {lo}-{hi}")
@@ -110,7 +121,9 @@ class Walk:
     angles: dict[str, dict[str, np.ndarray]]  # thigh/shank/knee/hip/ankle/foot -> side -> [T] degrees
     trunk_lean_deg: np.ndarray  # [T]
     contacts: dict[str, np.ndarray]  # side -> initial-contact times (s) inside the walk
+    toe_offs: dict[str, np.ndarray]  # side -> toe-off times (s) inside the walk
     pelvis: np.ndarray  # [T, 3]
+    device: np.ndarray  # [T, S, 2, 3]: the walking aid as S line segments (end points, metres); S = 0 without one
 
 
 def periodic_curve(points: list[tuple[float, float]], harmonics: int = HARMONICS) -> np.ndarray:
@@ -272,17 +285,41 @@ def _rotate(x: np.ndarray, y: np.ndarray, deg: np.ndarray) -> tuple[np.ndarray, 
     return x * c - y * s, x * s + y * c
 
 
-def _legs(b: Body, angles: dict[str, dict[str, np.ndarray]], pts: np.ndarray) -> None:
-    """Hips, knees, ankles, heels and toes relative to the pelvis centre; the legs sit half a hip width sideways."""
-    n = len(pts)
+def yaws(s: SubjectParams, side: str) -> tuple[float, float]:
+    """(hip rotation, foot progression) of one leg in degrees, internal positive: the affected side turns in more."""
+    a = 15 * _impairment(s, side)
+    return s.hip_rotation_deg + a, s.foot_progression_deg + a
+
+
+def _legs(s: SubjectParams, angles: dict[str, dict[str, np.ndarray]], pts: np.ndarray) -> None:
+    """Hips, knees, ankles, heels and toes relative to the pelvis centre; the legs sit half a hip width sideways.
+    The knee and ankle move in the leg's plane turned about the vertical through the hip by the hip rotation; the
+    heel and toe lie along the foot progression angle about the vertical through the ankle."""
+    b, n = s.body, len(pts)
     for side, joints, z in (("left", (11, 13, 15, 17, 19), 0.5), ("right", (12, 14, 16, 18, 20), -0.5)):
+        hip_rot, foot_rot = yaws(s, side)
+        inward = -np.sign(z)  # internal rotation turns forward-pointing parts towards the midline
         th, sh, ft = angles["thigh"][side], angles["shank"][side], angles["foot"][side]
         kx, ky = b.thigh * _sind(th), -b.thigh * _cosd(th)
         ax, ay = kx + b.shank * _sind(sh), ky - b.shank * _cosd(sh)
         hx, hy = _rotate(np.full(n, -b.heel_back), np.full(n, -b.ankle_height), ft)
         tx, ty = _rotate(np.full(n, b.toe_forward), np.full(n, -b.ankle_height), ft)
-        for j, (x, y) in zip(joints, ((0.0, 0.0), (kx, ky), (ax, ay), (ax + hx, ay + hy), (ax + tx, ay + ty))):
-            pts[:, j, 0], pts[:, j, 1], pts[:, j, 2] = x, y, z * b.hip_width
+        z0 = z * b.hip_width
+        leg = ((0.0, 0.0), (kx, ky), (ax, ay))
+        for j, (x, y) in zip(joints[:3], leg):
+            pts[:, j] = np.stack(np.broadcast_arrays(x * _cosd(hip_rot), y, z0 + inward * x * _sind(hip_rot)), -1)
+        ankle = pts[:, joints[2]].copy()
+        for j, (x, y) in zip(joints[3:], ((hx, hy), (tx, ty))):
+            pts[:, j] = ankle + np.stack([x * _cosd(foot_rot), y, inward * x * _sind(foot_rot)], axis=-1)
+
+
+def contact_points(angles: dict[str, dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Per side and frame, the foot point that rests on the floor when the foot does: the heel while the toe is up
+    (foot angle >= 0), else the toe. A stance foot rolls over it without sliding. Indices into the 21 points."""
+    return {
+        side: np.where(angles["foot"][side] >= 0, heel, toe)
+        for side, heel, toe in (("left", 17, 19), ("right", 18, 20))
+    }
 
 
 # Face points around the head centre, in head radii (forward, up, left): nose, eyes, ears.
@@ -290,10 +327,18 @@ _FACE = ((0.9, -0.1, 0.0), (0.75, 0.2, 0.35), (0.75, 0.2, -0.35), (-0.05, 0.05, 
 
 
 def _upper_body(
-    s: SubjectParams, thigh: dict[str, np.ndarray], lean: np.ndarray, roll: np.ndarray, pts: np.ndarray
-) -> None:
+    s: SubjectParams,
+    thigh: dict[str, np.ndarray],
+    lean: np.ndarray,
+    roll: np.ndarray,
+    pelvis: np.ndarray,
+    pts: np.ndarray,
+) -> np.ndarray:
     """Shoulders, face and arms relative to the pelvis centre: the trunk leans forward and tilts sideways, the head
-    compensates half of the lean, each arm swings with the opposite thigh."""
+    compensates half of the lean. Without an aid each arm swings with the opposite thigh; on crutches the hands
+    swing further, held forward on the handles, and each crutch reaches from the hand to the floor; with a walker
+    the hands rest on its handles (elbows solved by two-link inverse kinematics) and the frame moves with the child.
+    Returns the aid's line segments `[T, S, 2, 3]` relative to the pelvis centre (S = 0 without one)."""
     b, n = s.body, len(pts)
     sh_x = b.trunk * _sind(lean) * _cosd(roll)
     sh_y = b.trunk * _cosd(lean) * _cosd(roll)
@@ -302,14 +347,53 @@ def _upper_body(
     head = np.stack([sh_x + b.neck * _sind(head_lean), sh_y + b.neck * _cosd(head_lean), sh_z], axis=-1)
     for j, offset in enumerate(_FACE):
         pts[:, j] = head + b.head_radius * np.array(offset)
+    floor = -pelvis[:, 1]
+    segments = []
     for (shoulder, elbow, wrist, z), other in zip(((5, 7, 9, 0.5), (6, 8, 10, -0.5)), ("right", "left")):
+        pts[:, shoulder] = np.stack([sh_x, sh_y, sh_z + z * b.shoulder_width], axis=-1)
         swing = thigh[other] - thigh[other].mean()
         swing = swing / max(np.abs(swing).max(), 1e-6)
+        if s.device == "walker":
+            phase = np.cumsum(np.abs(np.gradient(swing))) / 2.0  # pushed forward once a step
+            handle = np.stack(
+                [
+                    (0.1 + 0.03 * np.sin(2 * np.pi * phase)) * b.leg + np.zeros(n),
+                    0.02 * b.leg + np.zeros(n),
+                    pts[:, shoulder, 2],
+                ],
+                axis=-1,
+            )
+            pts[:, elbow] = _elbow(b, pts[:, shoulder], handle)
+            towards = handle - pts[:, elbow]
+            pts[:, wrist] = pts[:, elbow] + b.forearm * towards / np.linalg.norm(towards, axis=-1, keepdims=True)
+            for dx in (0.12, -0.35):  # the frame's front and back legs, then the rail between them
+                leg_top = handle + np.array([dx * b.leg, 0.0, z * 0.1])
+                segments.append([leg_top, leg_top * np.array([1, 0, 1]) + np.stack([0 * floor, floor, 0 * floor], -1)])
+            rail = np.array([[0.12 * b.leg, 0, z * 0.1], [-0.35 * b.leg, 0, z * 0.1]])
+            segments.append([handle + rail[0], handle + rail[1]])
+            continue
         arm = s.arm_offset_deg + s.arm_swing_deg * swing
         fore = arm + s.elbow_flex_deg + 0.3 * s.arm_swing_deg * (swing + 1)
-        pts[:, shoulder] = np.stack([sh_x, sh_y, sh_z + z * b.shoulder_width], axis=-1)
         pts[:, elbow] = pts[:, shoulder] + b.upper_arm * np.stack([_sind(arm), -_cosd(arm), np.zeros(n)], axis=-1)
         pts[:, wrist] = pts[:, elbow] + b.forearm * np.stack([_sind(fore), -_cosd(fore), np.zeros(n)], axis=-1)
+        if s.device == "crutches":
+            tip = pts[:, wrist] + np.stack([0.08 * b.leg + 0 * floor, 0 * floor, 0 * floor], -1)
+            tip[:, 1] = floor
+            segments.append([pts[:, wrist].copy(), tip])
+    if not segments:
+        return np.zeros((n, 0, 2, 3))
+    return np.stack([np.stack(seg, axis=1) for seg in segments], axis=1)
+
+
+def _elbow(b: Body, shoulder: np.ndarray, wrist: np.ndarray) -> np.ndarray:
+    """Elbow positions `[T, 3]` that join upper arm and forearm between shoulder and wrist, the elbow bent backwards
+    (two-link inverse kinematics in the sagittal plane; the wrist is pulled in when out of reach)."""
+    dx, dy = wrist[:, 0] - shoulder[:, 0], wrist[:, 1] - shoulder[:, 1]
+    d = np.clip(np.hypot(dx, dy), abs(b.upper_arm - b.forearm) + 1e-6, (b.upper_arm + b.forearm) * (1 - 1e-6))
+    towards = np.degrees(np.arctan2(dx, -dy))  # from the downward vertical, forward positive
+    at_shoulder = np.degrees(np.arccos((b.upper_arm**2 + d**2 - b.forearm**2) / (2 * b.upper_arm * d)))
+    arm = towards - at_shoulder
+    return shoulder + b.upper_arm * np.stack([_sind(arm), -_cosd(arm), np.zeros(len(d))], axis=-1)
 
 
 def _keep_trailing_foot(
@@ -321,26 +405,39 @@ def _keep_trailing_foot(
     angles: dict[str, dict[str, np.ndarray]],
     pts: np.ndarray,
 ) -> None:
-    """In double support the trailing foot stays where it stood (as a foot does while it rolls onto its toes) and
-    then eases back onto its swing curve: its thigh and knee are re-solved (two-link inverse kinematics) so that the
-    ankle keeps its ground position and its height below the hip. Updates `angles` in place."""
+    """In double support the trailing foot stays where it stood (rolling over its contact point, see
+    `contact_points`) and then eases back onto its swing curve: its thigh and knee are re-solved (two-link inverse
+    kinematics in the leg's plane) so that the ankle follows the contact point and keeps its height below the hip.
+    Updates `angles` in place."""
     b, st, ease = s.body, s.stance_fraction, 0.15
     ankle = 15 if side == "left" else 16
-    reach = pts[:, ankle, 0].copy()
-    shift = np.zeros(len(reach))
-    ground, last = None, 0.0
-    for f in range(len(reach)):
+    point = contact_points(angles)[side]
+    x = pts[..., 0]
+    shift = np.zeros(len(x))
+    landed, last = False, 0.0
+    for f in range(len(x)):
         if anchors[f]:
-            ground = pelvis_x[f] + reach[f]
-        elif fraction[f] < st and ground is not None:
-            shift[f] = last = ground - pelvis_x[f] - reach[f]
+            landed = True
+        elif fraction[f] < st and landed:  # the contact point of this frame stays where it was in the last one
+            p = point[f]
+            shift[f] = last = pelvis_x[f - 1] + x[f - 1, p] + shift[f - 1] - pelvis_x[f] - x[f, p]
         elif st <= fraction[f] < st + ease:
             shift[f] = last * 0.5 * (1 + np.cos(np.pi * (fraction[f] - st) / ease))
     moved = shift != 0
-    dx, dy = reach[moved] + shift[moved], -pts[moved, ankle, 1]
+    dx = (pts[moved, ankle, 0] + shift[moved]) / _cosd(yaws(s, side)[0])  # in the leg's plane
+    dy = -pts[moved, ankle, 1]
     d = np.clip(np.hypot(dx, dy), abs(b.thigh - b.shank) + 1e-6, (b.thigh + b.shank) * (1 - 1e-6))
     knee = 180 - np.degrees(np.arccos((b.thigh**2 + b.shank**2 - d**2) / (2 * b.thigh * b.shank)))
-    thigh = np.degrees(np.arctan2(dx, dy) + np.arccos((b.thigh**2 + d**2 - b.shank**2) / (2 * b.thigh * d)))
+    hip = np.degrees(np.arccos(np.clip((b.thigh**2 + d**2 - b.shank**2) / (2 * b.thigh * d), -1, 1)))
+    thigh = np.degrees(np.arctan2(dx, dy)) + hip
+    # a hyperextended knee keeps its angle (it cannot shorten the leg without passing through straight): the whole
+    # leg turns about the hip to put the ankle over its place, and the ankle's height follows
+    kept = angles["knee"][side][moved]
+    over = kept < 0
+    reach = np.hypot(b.thigh + b.shank * _cosd(kept[over]), b.shank * _sind(kept[over]))
+    offset = np.degrees(np.arctan2(b.shank * _sind(kept[over]), b.thigh + b.shank * _cosd(kept[over])))
+    knee[over] = kept[over]
+    thigh[over] = offset + np.degrees(np.arcsin(np.clip(dx[over] / reach, -1, 1)))
     foot = angles["foot"][side][moved]
     angles["thigh"][side][moved], angles["knee"][side][moved] = thigh, knee
     angles["shank"][side][moved] = thigh - knee
@@ -381,7 +478,6 @@ def walk(s: SubjectParams, duration_s: float, fps: float, rng: np.random.Generat
         rom_scale = per_stride(1 + 0.5 * sd / 20 * rng.standard_normal(k), ph)
         knee = c.knee_min + (at_phase(c.knee, ph) - c.knee_min) * rom_scale
         knee = knee + per_stride(sd * rng.standard_normal(k), ph)
-        knee = 0.5 * (knee + np.sqrt(knee**2 + 1))  # smooth floor at 0: no hyperextension, so any knee measure works
         ankle = at_phase(c.ankle, ph) + per_stride(0.8 * sd * rng.standard_normal(k), ph)
         angles["thigh"][side], angles["knee"][side], angles["ankle"][side] = thigh, knee, ankle
         angles["shank"][side] = thigh - knee
@@ -397,26 +493,39 @@ def walk(s: SubjectParams, duration_s: float, fps: float, rng: np.random.Generat
     sway = s.lateral_sway_leg * b.leg * np.sin(two_pi * phase_l)
 
     pts = np.zeros((n, 21, 3))
-    _legs(b, angles, pts)
+    _legs(s, angles, pts)
     # the lowest foot point touches the floor, except that a bouncy gait lifts the body at mid-stance
     bounce = s.vertical_bounce_leg * b.leg * 0.5 * (1 - np.cos(2 * two_pi * phase_l))
     pelvis_y = bounce - pts[:, 15:21, 1].min(axis=1)
-    # the foot that landed last stays where it landed: the pelvis moves by what that ankle moves back relative to it
+    # the foot that landed last rolls over its contact point without sliding: the pelvis moves forward by what that
+    # point moves back relative to the pelvis from one frame to the next
     left_anchors = np.interp(np.floor(phase_l), index, starts) >= np.interp(
         np.floor(phases["right"]) + offset_r, index, starts
     )
-    anchor = np.where(left_anchors, pts[:, 15, 0], pts[:, 16, 0])
-    previous = np.where(left_anchors, np.roll(pts[:, 15, 0], 1), np.roll(pts[:, 16, 0], 1))
-    pelvis_x = np.concatenate([[0.0], np.cumsum(previous[1:] - anchor[1:])])
+    point = np.where(left_anchors, *contact_points(angles).values())
+    frames = np.arange(1, n)
+    moved_back = pts[frames - 1, point[1:], 0] - pts[frames, point[1:], 0]
+    pelvis_x = np.concatenate([[0.0], np.cumsum(moved_back)])
     for side, anchors in (("left", left_anchors), ("right", ~left_anchors)):
         _keep_trailing_foot(s, side, phases[side] % 1.0, anchors, pelvis_x, angles, pts)
     angles["hip"] = {side: angles["thigh"][side] + lean for side in SIDES}
-    _legs(b, angles, pts)
-    _upper_body(s, angles["thigh"], lean, roll, pts)
+    _legs(s, angles, pts)
     pelvis = np.stack([pelvis_x, pelvis_y, sway], axis=-1)
+    device = _upper_body(s, angles["thigh"], lean, roll, pelvis, pts) + pelvis[:, None, None, :]
     pts += pelvis[:, None, :]
-    contacts = {}
+    contacts, toe_offs = {}, {}
     for side, offset in (("left", 0.0), ("right", offset_r)):
-        times = np.interp(np.arange(np.ceil(phases[side].min()), phases[side].max() + 1) + offset, index, starts)
-        contacts[side] = times[(times >= 0) & (times <= t[-1])]
-    return Walk(times=t, points=pts, angles=angles, trunk_lean_deg=lean, contacts=contacts, pelvis=pelvis)
+        cycles = np.arange(np.ceil(phases[side].min()) - 1, phases[side].max() + 1)
+        for events, at in ((contacts, 0.0), (toe_offs, s.stance_fraction)):
+            times = np.interp(cycles + offset + at, index, starts)
+            events[side] = times[(times >= 0) & (times <= t[-1])]
+    return Walk(
+        times=t,
+        points=pts,
+        angles=angles,
+        trunk_lean_deg=lean,
+        contacts=contacts,
+        toe_offs=toe_offs,
+        pelvis=pelvis,
+        device=device,
+    )

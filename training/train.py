@@ -26,14 +26,14 @@ from cpgait.runtime.core.files import npz_fields
 from cpgait.runtime.core.layouts import COCO17
 from cpgait.runtime.core.metrics import confusion_matrix, macro_f1
 from cpgait.runtime.data.dataset import Dataset, subject_split
-from cpgait.runtime.data.recording_windows import (
-    RecordingWindows,
+from cpgait.runtime.data.windows import (
+    WindowSet,
     build_windows,
     inputs_for,
     stack_inputs,
     usable_records,
 )
-from cpgait.runtime.gait.features import SCALAR_NAMES, SERIES_NAMES, SPECS, select_features
+from cpgait.runtime.gait.features import SCALAR_NAMES, SERIES_NAMES, SPECS, select_features, with_masks
 from cpgait.training.augment import Augmentation
 
 
@@ -129,7 +129,7 @@ def make_contract(config: TrainConfig, dataset: Dataset, data: Path) -> ModelCon
         window=config.window,
         fps=config.fps,
         series_features=tuple(series),
-        scalar_features=scalars,
+        scalar_features=with_masks(scalars),  # the model sees which window scalars were missing
         feature_joints=tuple(j for j in COCO17.joints if j in used),
         streams=config.streams,
         training_data=description,
@@ -158,7 +158,7 @@ def predict(model: SeverityModel, inputs: dict[str, np.ndarray], batch_size: int
 
 
 def _epoch_inputs(
-    train: RecordingWindows, contract: ModelContract, augment: Augmentation | None, rng: np.random.Generator
+    train: WindowSet, contract: ModelContract, augment: Augmentation | None, rng: np.random.Generator
 ) -> dict[str, np.ndarray]:
     """This epoch's training inputs: the augmented raw windows put through the runtime's feature code."""
     if augment is None or train.raw is None:
@@ -273,7 +273,7 @@ def train(
         disable=not show_progress,
     )
     with progress:
-        sets: dict[str, RecordingWindows] = {}
+        sets: dict[str, WindowSet] = {}
         for name in ("train", "val"):
             task = progress.add_task(f"windows ({name})", total=len(splits[name]), info="")
             sets[name], note = build_windows(

@@ -28,11 +28,14 @@ def record_sequence(video: str, pose: PoseModel, max_frames: int | None = None) 
     source = FileSource(video, max_frames=max_frames)
     pipeline = Pipeline(source, SubjectPose(pose, source.size, pose.layout))
     frames: dict[int, tuple[int | None, np.ndarray | None]] = {}  # frame index -> (track, keypoints)
+    times: dict[int, float] = {}  # frame index -> its time in the video, seconds
 
     def keep(report: FrameReport) -> None:
         sf = report.subject
-        measured = sf.keypoints is not None and sf.status in MEASURED
-        frames[sf.frame.index] = (sf.subject.track_id if measured else None, sf.keypoints if measured else None)
+        measured = sf.subject is not None and sf.keypoints is not None and sf.status in MEASURED
+        track = sf.subject.track_id if sf.subject is not None and measured else None
+        frames[sf.frame.index] = (track, sf.keypoints if measured else None)
+        times[sf.frame.index] = sf.frame.timestamp
 
     with source:
         summary = pipeline.run(keep)
@@ -45,8 +48,9 @@ def record_sequence(video: str, pose: PoseModel, max_frames: int | None = None) 
     num_joints = get_layout(pose.layout).num_joints
     kp = np.zeros((span[-1] - span[0] + 1, num_joints, 3), dtype=np.float32)
     kp[..., :2] = np.nan
-    for row, n in enumerate(range(span[0], span[-1] + 1)):
-        track, points = frames.get(n, (None, None))
+    rows = np.arange(span[0], span[-1] + 1)
+    for row, n in enumerate(rows):
+        track, points = frames.get(int(n), (None, None))
         if track == best:
             kp[row] = points
     sequence = KeypointSequence(
@@ -55,6 +59,8 @@ def record_sequence(video: str, pose: PoseModel, max_frames: int | None = None) 
         layout=pose.layout,
         image_size=source.size,
         recording_id=Path(video).stem,
+        frame_index=rows,
+        timestamps=np.array([times.get(int(n), n / source.fps) for n in rows]),
         source=f"cpgait pose: {pose.name} pose model on {Path(video).name}, "
         f"frames {span[0]}-{span[-1]} of {summary.frames}"
         + (f" (INCOMPLETE: {summary.capture.incomplete})" if summary.capture.incomplete else ""),

@@ -154,9 +154,9 @@ def run_live(
     def handle(report: FrameReport) -> None:
         t0 = time.perf_counter_ns()
         picture = overlay(report) if overlay is not None else None
-        if video is not None:
+        if video is not None and picture is not None:  # an overlay is drawn whenever there is a video or a window
             video.write(picture)
-        if options.show:
+        if options.show and picture is not None:
             import cv2
 
             cv2.imshow("cpgait", fit_width(picture))

@@ -6,26 +6,38 @@ engine on another device fails with a message that says how to rebuild; `build_e
 output folder and builds only on a miss, so pointing it at a cache folder on the device gives build-on-first-load
 (as jetson-inference does).
 
+Everything written here survives a power cut and a device swap: engine, side-car and timing cache are written
+atomically (`write_atomic`), the side-car (written last) holds the engine's sha256 so a truncated or foreign engine
+is detected and rebuilt, the key holds the GPU's SM count and memory (an AGX Orin and an Orin Nano are both "Orin",
+sm 8.7), and the timing cache is per device and checked when loaded (a corrupt or foreign one is replaced by an
+empty one, with a warning).
+
 Version dispatch (`build_plan`): TensorRT 10 (JetPack 6) builds FP16 with `BuilderFlag.FP16` and implicit INT8 with
-a calibrator (deprecated); TensorRT 11 has strongly typed networks only: FP16 comes from an FP16 ONNX
-(`cpgait export --fp16`) and INT8 from a Q/DQ ONNX (`cpgait calibrate`). Q/DQ models are built strongly typed on
-both. tensorrt is imported only inside the functions that build or read an engine.
+a calibrator (deprecated); a Q/DQ model is built weakly typed with `INT8` + `FP16`, so the regions the Q/DQ recipe
+leaves in float run in FP16 (strongly typed, TensorRT 10 would run them in FP32 and the "INT8" engine can be slower
+than the FP16 one). TensorRT 11 has strongly typed networks only: FP16 comes from an FP16 ONNX (`cpgait export
+--fp16`) and INT8 from a Q/DQ ONNX (`cpgait calibrate`), whose float regions keep the model's (FP32) types.
+tensorrt is imported only inside the functions that build or read an engine.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from cpgait.errors import CpgaitError
-from cpgait.runtime.backends.cuda import cuda_check, cuda_runtime
+from cpgait.runtime.backends.cuda import cuda_check, cuda_mismatch, cuda_runtime
 from cpgait.runtime.backends.model_file import model_kind
+from cpgait.runtime.core.atomic import write_atomic
 from cpgait.runtime.core.contract import ModelContract
 
-ENGINE_FORMAT = "cpgait.engine/1"
+log = logging.getLogger(__name__)
+
+ENGINE_FORMAT = "cpgait.engine/2"  # 2: device with SM count and memory, engine sha256 in the side-car
 PRECISIONS = ("fp32", "fp16", "int8")
 MODEL_KINDS = ("fp32", "fp16", "qdq")
 
@@ -58,14 +70,30 @@ class Profile:
 
 @dataclass(frozen=True)
 class DeviceInfo:
-    """What an engine is bound to: TensorRT version, GPU name and compute capability."""
+    """What an engine is bound to: TensorRT version, GPU name, compute capability, SM count and memory (GiB,
+    rounded: on a Jetson it is the shared system memory, which tells an Orin Nano 8 GB from an AGX Orin 64 GB)."""
 
     tensorrt_version: str
     gpu_name: str
     compute_capability: str
+    multiprocessors: int
+    memory_gib: int
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.multiprocessors, int) and self.multiprocessors > 0):
+            raise CpgaitError(f"device {self.gpu_name}: {self.multiprocessors!r} SMs; expected a positive count")
+        if not (isinstance(self.memory_gib, int) and self.memory_gib >= 0):
+            raise CpgaitError(f"device {self.gpu_name}: memory {self.memory_gib!r} GiB; expected a whole number")
 
     def describe(self) -> str:
-        return f"{self.gpu_name} (sm {self.compute_capability}) with TensorRT {self.tensorrt_version}"
+        return (
+            f"{self.gpu_name} (sm {self.compute_capability}, {self.multiprocessors} SMs, {self.memory_gib} GiB) "
+            f"with TensorRT {self.tensorrt_version}"
+        )
+
+    def digest(self) -> str:
+        """Short stable hash of the device (names the per-device timing cache)."""
+        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
 
 
 @dataclass(frozen=True)
@@ -108,7 +136,8 @@ def file_sha256(path: str | Path) -> str:
 
 
 def engine_key(model_sha256: str, precision: str, profile: Profile, device: DeviceInfo) -> EngineKey:
-    """The cache key of an engine: model hash + precision + profile + TensorRT version + GPU + compute capability."""
+    """The cache key of an engine: model hash + precision + profile + the device (TensorRT version, GPU, compute
+    capability, SM count, memory)."""
     return EngineKey(model_sha256, precision, profile, device)
 
 
@@ -140,7 +169,9 @@ def build_plan(precision: str, tensorrt_major: int, model_kind: str) -> BuildPla
     if model_kind == "qdq":
         if precision != "int8":
             raise CpgaitError(f"a Q/DQ model builds as int8, not {precision}; build the FP32 ONNX for {precision}")
-        return BuildPlan(strongly_typed=legacy, builder_flags=(), needs_calibrator=False)
+        if legacy:  # weakly typed: the Q/DQ regions in INT8, the float regions free to run in FP16
+            return BuildPlan(strongly_typed=False, builder_flags=("INT8", "FP16"), needs_calibrator=False)
+        return BuildPlan(strongly_typed=False, builder_flags=(), needs_calibrator=False)
     if precision == "int8":
         if not legacy:
             raise CpgaitError(
@@ -179,24 +210,26 @@ def import_tensorrt():
         import tensorrt
     except ImportError:
         raise CpgaitError(
-            "TensorRT is not installed here: engines are built on the target device (JetPack ships TensorRT; "
-            "on a workstation install the `tensorrt` extra). The ONNX and INT8 ONNX models run on ONNX Runtime."
+            "TensorRT is not installed here: engines are built on the target device (JetPack ships TensorRT: use a "
+            "virtualenv made with --system-site-packages; on a workstation install the `tensorrt-cu12` or "
+            "`tensorrt-cu13` extra for the driver's CUDA version). The ONNX and INT8 ONNX models run on ONNX Runtime."
         ) from None
     return tensorrt
 
 
-def write_sidecar(path: Path, key: EngineKey, contract_json: str) -> None:
-    path.write_text(
-        json.dumps(
-            {"format": ENGINE_FORMAT, "key": key.to_dict(), "contract": json.loads(contract_json)},
-            indent=2,
-            sort_keys=True,
-        )
-    )
+def write_sidecar(path: Path, key: EngineKey, contract_json: str, engine: bytes) -> None:
+    """The side-car of an engine (written atomically, after the engine: its presence means the engine is whole)."""
+    data = {
+        "format": ENGINE_FORMAT,
+        "key": key.to_dict(),
+        "contract": json.loads(contract_json),
+        "engine_sha256": hashlib.sha256(engine).hexdigest(),
+        "engine_bytes": len(engine),
+    }
+    write_atomic(path, json.dumps(data, indent=2, sort_keys=True).encode())
 
 
-def read_sidecar(engine_path: str | Path) -> tuple[EngineKey, dict]:
-    """Key and contract of an engine, from its side-car JSON."""
+def _sidecar(engine_path: str | Path) -> dict:
     side = Path(engine_path).with_suffix(".json")
     if not side.is_file():
         raise CpgaitError(f"{engine_path}: no side-car {side.name}; build engines with `cpgait build`")
@@ -204,10 +237,38 @@ def read_sidecar(engine_path: str | Path) -> tuple[EngineKey, dict]:
         data = json.loads(side.read_text(encoding="utf-8"))
         if not isinstance(data, dict) or data.get("format") != ENGINE_FORMAT:
             found = data.get("format") if isinstance(data, dict) else type(data).__name__
-            raise CpgaitError(f"{side}: format {found!r}; expected {ENGINE_FORMAT!r}")
-        return EngineKey.from_dict(data["key"]), data["contract"]
+            raise CpgaitError(
+                f"{side}: format {found!r}; expected {ENGINE_FORMAT!r} (an engine from an older cpgait: rebuild "
+                "it with `cpgait build`)"
+            )
+        EngineKey.from_dict(data["key"])
+        str(data["engine_sha256"]), int(data["engine_bytes"])
+        data["contract"]
+        return data
     except (ValueError, KeyError, TypeError, AttributeError, OSError) as exc:
         raise CpgaitError(f"{side}: not a cpgait engine side-car ({exc})") from None
+
+
+def read_sidecar(engine_path: str | Path) -> tuple[EngineKey, dict]:
+    """Key and contract of an engine, from its side-car JSON."""
+    data = _sidecar(engine_path)
+    return EngineKey.from_dict(data["key"]), data["contract"]
+
+
+def read_engine_bytes(engine_path: str | Path) -> bytes:
+    """The engine's bytes, checked against the size and sha256 its side-car recorded (a truncated or replaced
+    engine is refused here, before TensorRT deserialises it)."""
+    engine_path = Path(engine_path)
+    data = _sidecar(engine_path)
+    if not engine_path.is_file():
+        raise CpgaitError(f"{engine_path}: no such engine file")
+    blob = engine_path.read_bytes()
+    if len(blob) != data["engine_bytes"] or hashlib.sha256(blob).hexdigest() != data["engine_sha256"]:
+        raise CpgaitError(
+            f"{engine_path}: {len(blob)} bytes that do not match its side-car ({data['engine_bytes']} bytes, sha256 "
+            f"{data['engine_sha256'][:12]}): the file is truncated or was replaced; rebuild it with `cpgait build`"
+        )
+    return blob
 
 
 def check_engine_device(engine_path: str | Path, key: EngineKey, here: DeviceInfo) -> None:
@@ -221,15 +282,95 @@ def check_engine_device(engine_path: str | Path, key: EngineKey, here: DeviceInf
 
 
 def current_device() -> DeviceInfo:
-    """TensorRT version, name and compute capability of CUDA device 0 (needs tensorrt and cuda-python)."""
+    """TensorRT version, name, compute capability, SM count and memory of CUDA device 0 (needs tensorrt and
+    cuda-python); a cuda-python newer than the driver is named as such, not as "no usable CUDA device"."""
     trt = import_tensorrt()
+    mismatch = cuda_mismatch()
+    if mismatch:
+        raise CpgaitError(mismatch)
     cudart = cuda_runtime()
     try:
         props = cuda_check(cudart.cudaGetDeviceProperties(0))
     except RuntimeError as exc:  # no GPU, no driver, or a driver too old for this CUDA
         raise CpgaitError(f"no usable CUDA device for TensorRT ({exc})") from None
     name = props.name.decode() if isinstance(props.name, bytes) else str(props.name)
-    return DeviceInfo(str(trt.__version__), name.strip("\x00 "), f"{props.major}.{props.minor}")
+    return DeviceInfo(
+        str(trt.__version__),
+        name.strip("\x00 "),
+        f"{props.major}.{props.minor}",
+        int(props.multiProcessorCount),
+        round(int(props.totalGlobalMem) / 2**30),
+    )
+
+
+def cached_engine(engine_path: Path, key: EngineKey) -> bool:
+    """Whether `engine_path` is a whole engine for exactly `key`; a broken or foreign one is reported (and then
+    rebuilt by the caller)."""
+    if not engine_path.exists() and not engine_path.with_suffix(".json").exists():
+        return False
+    try:
+        found, _ = read_sidecar(engine_path)
+        if found != key:
+            raise CpgaitError(f"{engine_path.with_suffix('.json')}: its key is not this build's")
+        read_engine_bytes(engine_path)
+    except CpgaitError as exc:
+        log.warning("rebuilding the cached engine: %s", exc)
+        return False
+    return True
+
+
+def timing_cache_path(out_dir: str | Path, device: DeviceInfo) -> Path:
+    """One timing cache per device in an engine folder (a folder shared by two devices keeps both)."""
+    return Path(out_dir) / f"timing.{device.digest()}.cache"
+
+
+def attach_timing_cache(config: object, path: Path) -> bool:
+    """Give the builder the timing cache at `path`; a corrupt, truncated or foreign cache is reported and replaced
+    by an empty one. Returns whether the builder has a timing cache at all."""
+    blob = path.read_bytes() if path.is_file() else b""
+    if blob and _set_timing_cache(config, blob):
+        return True
+    if blob:
+        log.warning("%s: unreadable, truncated or from another device/TensorRT; starting an empty timing cache", path)
+    if _set_timing_cache(config, b""):
+        return True
+    log.warning("TensorRT refused an empty timing cache; building without one")
+    return False
+
+
+def _set_timing_cache(config: object, blob: bytes) -> bool:
+    try:
+        cache = config.create_timing_cache(blob)
+    except (RuntimeError, TypeError, ValueError):  # the bindings raise on some malformed blobs
+        return False
+    return cache is not None and bool(config.set_timing_cache(cache, ignore_mismatch=False))
+
+
+def save_timing_cache(config: object, path: Path) -> None:
+    """Write the builder's timing cache atomically; a missing cache or a failed write is only a warning (the engine
+    is already in place)."""
+    cache = config.get_timing_cache()
+    if cache is None:
+        log.warning("TensorRT returned no timing cache; %s was not updated", path)
+        return
+    try:
+        write_atomic(path, bytes(cache.serialize()))
+    except OSError as exc:
+        log.warning("%s: could not save the timing cache (%s)", path, exc.strerror or exc)
+
+
+def profile_shapes(name: str, shape: tuple[int, ...], profile: Profile) -> tuple[tuple[int, ...], ...]:
+    """min/opt/max shapes of one network input: a fixed batch is the only shape there is; a dynamic batch spans
+    the profile; any other dynamic dimension is refused (cpgait models have one window and one image size)."""
+    if any(d < 0 for d in shape[1:]):
+        raise CpgaitError(
+            f"input {name!r}: shape {tuple(shape)} has a dynamic dimension besides the batch; cpgait builds engines "
+            "with only the batch dimension dynamic (export the model with fixed window/image sizes)"
+        )
+    if shape[0] >= 0:
+        return shape, shape, shape
+    rest = tuple(shape[1:])
+    return (profile.min, *rest), (profile.opt, *rest), (profile.max, *rest)
 
 
 def build_engine(
@@ -248,9 +389,10 @@ def build_engine(
     gets a side-car with `"contract": null`. Inputs with a fixed batch size (the pose models) are built for that
     size only; the others get `profile`.
 
-    A timing cache (`out_dir/timing.cache`) is read before and written after every build, so rebuilding other
-    precisions or profiles on the same device is faster. `calibrator(batch)` makes the TensorRT 10 implicit-INT8
-    calibrator (the caller builds it, e.g. `cpgait.calibration.trt_calibrator.make_entropy_calibrator`).
+    A per-device timing cache (`timing_cache_path`) is read before and written after every build, so rebuilding
+    other precisions or profiles on the same device is faster. `calibrator(batch)` makes the TensorRT 10
+    implicit-INT8 calibrator (the caller builds it, e.g. `cpgait.calibration.trt_calibrator.make_entropy_calibrator`);
+    its device memory is freed (`free()`) when the build ends, whatever the outcome.
     """
     model_path = Path(model_path)
     if not model_path.is_file():
@@ -261,12 +403,18 @@ def build_engine(
     contract_json = "null" if contract is None else contract.to_json()
     trt = import_tensorrt()
     plan = build_plan(precision, tensorrt_major(trt), model_kind(model_path))
-    key = engine_key(file_sha256(model_path), precision, profile, current_device())
+    device = current_device()
+    key = engine_key(file_sha256(model_path), precision, profile, device)
     engine_path, side_path = engine_paths(out_dir, model_path, key)
     # TensorRT 10's implicit INT8 also depends on the calibration cache and windows, which the key does not hold:
     # such a build never reuses an engine
-    if engine_path.exists() and side_path.exists() and not overwrite and not plan.needs_calibrator:
-        return engine_path  # the cache hit: same model, precision, profile and device
+    if not overwrite and not plan.needs_calibrator and cached_engine(engine_path, key):
+        return engine_path  # the cache hit: same model, precision, profile and device, engine whole
+    if plan.needs_calibrator and calibrator is None:
+        raise CpgaitError(
+            "implicit INT8 on TensorRT 10 needs --calib-cache FILE (read if it was made for this model and data, "
+            "written from --data windows otherwise)"
+        )
     out = Path(out_dir)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -288,39 +436,34 @@ def build_engine(
     opt_profile = builder.create_optimization_profile()
     for i in range(network.num_inputs):
         tensor = network.get_input(i)
-        shape = tuple(tensor.shape)
-        if shape[0] >= 0:  # a fixed batch size: the only shape there is
-            opt_profile.set_shape(tensor.name, shape, shape, shape)
-        else:
-            rest = shape[1:]
-            opt_profile.set_shape(tensor.name, (profile.min, *rest), (profile.opt, *rest), (profile.max, *rest))
+        opt_profile.set_shape(tensor.name, *profile_shapes(tensor.name, tuple(tensor.shape), profile))
     config.add_optimization_profile(opt_profile)
-    if plan.needs_calibrator:
-        if calibrator is None:
-            raise CpgaitError(
-                "implicit INT8 on TensorRT 10 needs --calib-cache FILE (read if it exists, "
-                "written from --data windows otherwise)"
-            )
-        config.int8_calibrator = calibrator(profile.opt)
-        config.set_calibration_profile(opt_profile)
-    timing_path = out / "timing.cache"
-    timing = config.create_timing_cache(timing_path.read_bytes() if timing_path.is_file() else b"")
-    config.set_timing_cache(timing, ignore_mismatch=False)
-
-    serialized = builder.build_serialized_network(network, config)
+    timing_path = timing_cache_path(out, device)
+    timed = attach_timing_cache(config, timing_path)
+    calib = calibrator(profile.opt) if plan.needs_calibrator else None
+    try:
+        if calib is not None:
+            config.int8_calibrator = calib
+            config.set_calibration_profile(opt_profile)
+        serialized = builder.build_serialized_network(network, config)
+    finally:
+        if calib is not None:
+            calib.free()
     if serialized is None:
         raise CpgaitError(f"{model_path}: TensorRT could not build a {precision} engine (see the log above)")
-    engine_path.write_bytes(bytes(serialized))
-    write_sidecar(side_path, key, contract_json)
-    timing_path.write_bytes(bytes(config.get_timing_cache().serialize()))
+    blob = bytes(serialized)
+    write_atomic(engine_path, blob)
+    write_sidecar(side_path, key, contract_json, blob)  # last: a side-car means the engine before it is whole
+    if timed:
+        save_timing_cache(config, timing_path)
     return engine_path
 
 
 def load_engine(engine_path: str | Path, here: DeviceInfo | None = None) -> tuple[bytes, dict]:
-    """Serialized engine bytes and contract, after checking the engine was built for this device."""
+    """Serialized engine bytes and contract, after checking the engine was built for this device and is whole."""
     engine_path = Path(engine_path)
     if not engine_path.is_file():
         raise CpgaitError(f"{engine_path}: no such engine file")
     key, contract = read_sidecar(engine_path)
     check_engine_device(engine_path, key, here or current_device())
-    return engine_path.read_bytes(), contract
+    return read_engine_bytes(engine_path), contract

@@ -1,9 +1,10 @@
 """TensorRT runner: deserialises a checked engine and runs it with the TensorRT 10/11 named-tensor API.
 
-Buffers and the CUDA stream come from `cuda-python` (NVIDIA's thin binding of the CUDA runtime): the kiosk has no
-torch (and must not load it for a 4-class classifier), onnxruntime-gpu is optional on a Jetson, and cuda-python is
-what TensorRT's own samples use, so the TensorRT path depends on nothing but `tensorrt` + `cuda-python` (the
-`tensorrt` extra). Both are imported inside functions only.
+Buffers (device memory, and pinned host memory so the copies are truly asynchronous) and the CUDA stream come from
+`cuda-python` (NVIDIA's thin binding of the CUDA runtime): the kiosk has no torch (and must not load it for a
+4-class classifier), onnxruntime-gpu is optional on a Jetson, and cuda-python is what TensorRT's own samples use, so
+the TensorRT path depends on nothing but `tensorrt` + `cuda-python` (README, "TensorRT on a Jetson"). Both are
+imported inside functions only. A failed activation frees whatever it had allocated.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from cpgait.errors import CpgaitError
-from cpgait.runtime.backends.cuda import DeviceBuffer, cuda_check, cuda_runtime
+from cpgait.runtime.backends.cuda import DeviceBuffer, PinnedBuffer, cuda_check, cuda_runtime, stream_handle
 from cpgait.runtime.backends.runner import Runner
 from cpgait.runtime.core.contract import ModelContract
 from cpgait.runtime.core.tensors import TensorSpec
@@ -46,8 +47,20 @@ class TensorRTRunner(Runner):
         self.profile = profile
         self.cache_dir = cache_dir
         self.engine_path: Path | None = None
+        self._cudart = None
+        self._stream = None
+        self._buffers: dict[str, DeviceBuffer] = {}
+        self._host: dict[str, PinnedBuffer] = {}
+        self._context = self._engine = self._runtime = None
 
     def _activate(self) -> None:
+        try:
+            self._load()
+        except BaseException:
+            self._release()  # nothing allocated before the failure is left behind
+            raise
+
+    def _load(self) -> None:
         from cpgait.runtime.backends.model_file import precision_of
         from cpgait.runtime.backends.trt_engine import (
             Profile,
@@ -80,10 +93,14 @@ class TensorRTRunner(Runner):
         self._engine = self._runtime.deserialize_cuda_engine(data)
         if self._engine is None:
             raise CpgaitError(
-                f"{self.engine_path}: TensorRT could not deserialise it (corrupt or from another "
-                "TensorRT build); rebuild it with `cpgait build`"
+                f"{self.engine_path}: TensorRT could not deserialise it (from another TensorRT build?); "
+                "rebuild it with `cpgait build`"
             )
         self._context = self._engine.create_execution_context()
+        if self._context is None:
+            raise CpgaitError(
+                f"{self.engine_path}: TensorRT could not create an execution context (out of device memory?)"
+            )
         self._stream = cuda_check(self._cudart.cudaStreamCreate())
         self._specs, self._outputs, self._output_dtypes = [], [], {}
         for i in range(self._engine.num_io_tensors):
@@ -95,35 +112,56 @@ class TensorRTRunner(Runner):
             else:
                 self._outputs.append(name)
                 self._output_dtypes[name] = dtype
-        self._buffers = {name: DeviceBuffer(self._cudart) for name in [s.name for s in self._specs] + self._outputs}
+        names = [s.name for s in self._specs] + self._outputs
+        self._buffers = {name: DeviceBuffer(self._cudart) for name in names}
+        self._host = {name: PinnedBuffer(self._cudart) for name in names}
 
     def _infer(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         cudart, ctx, stream = self._cudart, self._context, self._stream
         h2d, d2h = cudart.cudaMemcpyKind.cudaMemcpyHostToDevice, cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost
         for spec in self._specs:
-            host = np.ascontiguousarray(feed[spec.name])
-            if not ctx.set_input_shape(spec.name, host.shape):
+            value = feed[spec.name]
+            if not ctx.set_input_shape(spec.name, value.shape):
                 raise CpgaitError(
-                    f"input {spec.name!r}: shape {host.shape} is outside the engine's optimisation "
+                    f"input {spec.name!r}: shape {value.shape} is outside the engine's optimisation "
                     "profile; rebuild with a wider `cpgait build --batch min,opt,max`"
                 )
+            host = self._host[spec.name].view(value.shape, spec.dtype)
+            host[...] = value  # staged in pinned memory: the copy below is truly asynchronous
             ptr = self._buffers[spec.name].reserve(host.nbytes)
             cuda_check(cudart.cudaMemcpyAsync(ptr, host.ctypes.data, host.nbytes, h2d, stream))
             ctx.set_tensor_address(spec.name, ptr)
-        results = {}
+        staged = {}
         for name in self._outputs:
-            out = np.empty(tuple(ctx.get_tensor_shape(name)), dtype=self._output_dtypes[name])
+            out = self._host[name].view(tuple(ctx.get_tensor_shape(name)), self._output_dtypes[name])
             ctx.set_tensor_address(name, self._buffers[name].reserve(out.nbytes))
-            results[name] = out
-        if not ctx.execute_async_v3(int(stream)):
+            staged[name] = out
+        if not ctx.execute_async_v3(stream_handle(stream)):
             raise RuntimeError(f"{self.engine_path}: TensorRT execution failed")
-        for name, out in results.items():
+        for name, out in staged.items():
             cuda_check(cudart.cudaMemcpyAsync(out.ctypes.data, self._buffers[name].ptr, out.nbytes, d2h, stream))
         cuda_check(cudart.cudaStreamSynchronize(stream))
-        return results
+        return {name: out.copy() for name, out in staged.items()}  # the pinned buffers are reused by the next call
 
     def _deactivate(self) -> None:
-        for buf in self._buffers.values():
-            buf.free()
-        cuda_check(self._cudart.cudaStreamDestroy(self._stream))
+        self._release()
+
+    def _release(self) -> None:
+        """Free every buffer and the stream, then drop TensorRT's objects (context before engine before runtime);
+        safe after a partial activation, and every step runs even when one fails."""
+        failures = []
+        for buf in [*self._buffers.values(), *self._host.values()]:
+            try:
+                buf.free()
+            except RuntimeError as exc:
+                failures.append(exc)
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            try:
+                cuda_check(self._cudart.cudaStreamDestroy(stream))
+            except RuntimeError as exc:
+                failures.append(exc)
+        self._buffers, self._host = {}, {}
         self._context = self._engine = self._runtime = None
+        if failures:
+            raise failures[0]

@@ -11,6 +11,7 @@ import json
 import numbers
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
@@ -27,9 +28,12 @@ DEFAULT_CLASSES = ("GMFCS I", "GMFCS II", "GMFCS III", "GMFCS IV")
 MAX_WINDOW = 10_000  # frames
 
 
-def record_from_dict(cls: type, data: dict, where: str, what: str) -> object:
+RecordT = TypeVar("RecordT")
+
+
+def record_from_dict(cls: type[RecordT], data: dict, where: str, what: str) -> RecordT:
     """A validated dataclass record from a stored dict; unknown or missing fields and bad values name `where`."""
-    unknown = sorted(set(data) - {f.name for f in fields(cls)})
+    unknown = sorted(set(data) - {f.name for f in fields(cls)})  # type: ignore[arg-type]  # cls is a dataclass
     if unknown:
         raise CpgaitError(f"{where}: unknown {what} field(s) {', '.join(unknown)}")
     try:
@@ -95,6 +99,12 @@ class ModelContract:
         skeleton = ("skeleton",) if self.streams in ("fused", "skeleton") else ()
         gait = ("gait_series", "gait_scalars") if self.streams in ("fused", "gait") else ()
         return skeleton + gait
+
+    @property
+    def default_stride(self) -> int:
+        """Frames between window starts unless a user asks otherwise: a quarter window (training, calibration and
+        the kiosk alike)."""
+        return max(1, self.window // 4)
 
     def input_specs(self) -> list[TensorSpec]:
         """The float32 inputs a model with this contract takes, batch dimension dynamic (skeleton is COCO-17)."""

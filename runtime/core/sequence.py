@@ -13,6 +13,11 @@ A sequence file is an uncompressed-safe NumPy `.npz` (loaded with `allow_pickle=
 | subject_id     | str                  | who walked (the unit of data splits)                                    |
 | recording_id   | str                  | which recording                                                         |
 | source         | str                  | free-form provenance and licence note (synthetic data says so here)     |
+| frame_index    | int64 `[T]`, optional| each row's frame number in the source video (rows from `cpgait pose`)   |
+| timestamps     | float64 `[T]`, opt.  | each row's time in the source video, seconds                            |
+
+The two optional keys let a user line keypoints up with the video they came from; rows are still evenly spaced at
+`fps` (a frame the subject was not measured in is a row of missing points).
 """
 
 from __future__ import annotations
@@ -45,6 +50,8 @@ class KeypointSequence:
     subject_id: str = ""
     recording_id: str = ""
     source: str = ""
+    frame_index: np.ndarray | None = None
+    timestamps: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         lay = get_layout(self.layout)
@@ -86,6 +93,16 @@ class KeypointSequence:
             )
         if self.label is not None and self.label not in range(len(GMFCS_LEVELS)):
             raise CpgaitError(f"label is {self.label}; expected 0-3 (GMFCS I-IV) or none")
+        for name, dtype in (("frame_index", np.int64), ("timestamps", np.float64)):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            value = np.asarray(value)
+            if value.shape != (kp.shape[0],) or not np.all(np.isfinite(value)) or np.any(np.diff(value) <= 0):
+                raise CpgaitError(
+                    f"{name} has shape {value.shape}; expected [{kp.shape[0]}] increasing finite values, one per frame"
+                )
+            setattr(self, name, value.astype(dtype))
         self.keypoints = kp
         self.fps = float(self.fps)
         self.image_size = (w, h)
@@ -119,6 +136,7 @@ class KeypointSequence:
             subject_id=np.str_(self.subject_id),
             recording_id=np.str_(self.recording_id),
             source=np.str_(self.source),
+            **{k: v for k, v in (("frame_index", self.frame_index), ("timestamps", self.timestamps)) if v is not None},
         )
 
     @classmethod
@@ -139,6 +157,8 @@ class KeypointSequence:
                 subject_id=str(fields["subject_id"]),
                 recording_id=str(fields["recording_id"]),
                 source=str(fields["source"]),
+                frame_index=fields.get("frame_index"),
+                timestamps=fields.get("timestamps"),
             )
         except KeyError as exc:
             raise CpgaitError(f"{path}: missing field {exc.args[0]!r}") from None

@@ -41,6 +41,7 @@ from cpgait.errors import CpgaitError, atomic_output
 from cpgait.runtime.core.files import npz_fields, read_text
 from cpgait.runtime.core.layouts import get_layout
 from cpgait.runtime.core.sequence import FORMAT, GMFCS_LEVELS, KeypointSequence
+from cpgait.runtime.gait.resample import resample
 
 SPLITS = ("train", "val", "test")
 MANIFEST_COLUMNS = ("path", "subject_id", "label", "recording_id")
@@ -321,44 +322,9 @@ class SequenceTooShort(CpgaitError):
         self.needed = needed
 
 
-def _resampled_length(num_frames: int, fps_in: float, fps_out: float) -> int:
-    # output frame k sits at time k / fps_out and must not lie after the last input frame
-    return int(math.floor((num_frames - 1) * fps_out / fps_in + 1e-9)) + 1
-
-
 def min_frames(window: int, fps_model: float, fps_source: float) -> int:
     """Fewest frames at `fps_source` that give `window` frames at `fps_model` (compare with `Record.num_frames`)."""
     return int(math.ceil((window - 1) * fps_source / fps_model - 1e-9)) + 1
-
-
-def resample(keypoints: np.ndarray, fps_in: float, fps_out: float) -> np.ndarray:
-    """Resample `[T, V, 3]` keypoints (x, y, confidence) from `fps_in` to `fps_out` by linear interpolation in time.
-
-    Output frame k is at time k / fps_out, up to the last input frame. A point is missing (NaN x, y, confidence 0)
-    when either input frame it is interpolated from has it missing, so gaps are never bridged here.
-    """
-    kp = np.asarray(keypoints)
-    if kp.ndim != 3 or kp.shape[2] != 3 or kp.shape[0] < 1:
-        raise CpgaitError(f"keypoints have shape {kp.shape}; expected [T >= 1, V, 3] (x, y, confidence)")
-    for name, value in (("fps_in", fps_in), ("fps_out", fps_out)):
-        if not (math.isfinite(value) and value > 0):
-            raise CpgaitError(f"{name} is {value}; expected a number > 0")
-    kp = kp.astype(np.float32, copy=True)
-    missing = (kp[..., 2] <= 0) | ~np.all(np.isfinite(kp[..., :2]), axis=-1)
-    kp[missing] = (np.nan, np.nan, 0.0)
-    if fps_in == fps_out:
-        return kp
-    t = kp.shape[0]
-    pos = np.arange(_resampled_length(t, fps_in, fps_out)) * (fps_in / fps_out)
-    lo = np.clip(np.floor(pos + 1e-6).astype(int), 0, t - 1)
-    w = np.clip(pos - lo, 0.0, 1.0)
-    w[w < 1e-6] = 0.0
-    hi = np.minimum(lo + 1, t - 1)
-    wf = w[:, None, None].astype(np.float32)
-    out = (1 - wf) * np.nan_to_num(kp[lo]) + wf * np.nan_to_num(kp[hi])
-    gone = missing[lo] | (missing[hi] & (w > 0)[:, None])
-    out[gone] = (np.nan, np.nan, 0.0)
-    return out.astype(np.float32)
 
 
 def windows(seq: KeypointSequence, window: int, fps: float, stride: int) -> tuple[np.ndarray, np.ndarray]:

@@ -101,7 +101,7 @@ def import_openpose(
     num_joints = get_layout(src_layout).num_joints
     missing = np.full((num_joints, 3), (np.nan, np.nan, 0.0))
     keypoints = np.stack([missing if p is None else p for p in frames])
-    return _sequence(
+    return make_sequence(
         keypoints,
         src_layout,
         fps,
@@ -135,26 +135,34 @@ def _read_openpose_file(path: Path, layout: str | None) -> tuple[list[np.ndarray
             raise CpgaitError(f"{path}: person {i} has {len(values)} pose values; expected {expected}")
         layout = found
         points = np.asarray(values, dtype=np.float64).reshape(-1, 3)
-        people.append(_points(points, f"{path}: person {i}", get_layout(found)))
+        people.append(found_points(points, f"{path}: person {i}", get_layout(found)))
     return people, layout
 
 
-def _points(kp: np.ndarray, where: str, layout: Layout) -> np.ndarray:
-    """Validate `[V, 3]` x, y, c: not found (c = 0, or NaN in a CSV) -> NaN, 0; c above 1 clipped to 1."""
-    conf = np.where(np.isnan(kp[:, 2]), 0.0, kp[:, 2])
-    if not np.all(np.isfinite(conf)) or conf.min() < 0:
-        v = int(np.flatnonzero(~np.isfinite(conf) | (conf < 0))[0])
-        raise CpgaitError(f"{where}: confidence of {layout.joints[v]} is {kp[v, 2]}; expected a number in [0, 1]")
+def found_points(kp: np.ndarray, where: str, layout: Layout) -> np.ndarray:
+    """Validate `[V, 3]` or `[T, V, 3]` x, y, c: not found (c = 0 or NaN) -> NaN, 0; c above 1 clipped to 1.
+
+    Errors name `where`, the joint and, for `[T, V, 3]`, the row (0-based frame index).
+    """
+    conf = np.where(np.isnan(kp[..., 2]), 0.0, kp[..., 2])
+
+    def row(index: tuple[int, ...]) -> str:
+        return f"{where}{f' row {index[0]}' if len(index) > 1 else ''}"
+
+    invalid = ~np.isfinite(conf) | (conf < 0)
+    if invalid.any():
+        i = tuple(int(j) for j in np.argwhere(invalid)[0])
+        raise CpgaitError(f"{row(i)}: confidence of {layout.joints[i[-1]]} is {kp[i][2]}; expected a number in [0, 1]")
     found = conf > 0
-    bad = found & ~np.all(np.isfinite(kp[:, :2]), axis=1)
+    bad = found & ~np.all(np.isfinite(kp[..., :2]), axis=-1)
     if bad.any():
-        v = int(np.flatnonzero(bad)[0])
+        i = tuple(int(j) for j in np.argwhere(bad)[0])
         raise CpgaitError(
-            f"{where}: {layout.joints[v]} has confidence {conf[v]} but x, y = {kp[v, 0]}, {kp[v, 1]}; "
+            f"{row(i)}: {layout.joints[i[-1]]} has confidence {conf[i]} but x, y = {kp[i][0]}, {kp[i][1]}; "
             "expected numbers (or confidence 0 when the point was not found)"
         )
     out = kp.copy()
-    out[:, 2] = np.minimum(conf, 1.0)
+    out[..., 2] = np.minimum(conf, 1.0)
     out[~found] = (np.nan, np.nan, 0.0)
     return out
 
@@ -236,14 +244,14 @@ def import_csv(
         if "time_s" in column:
             times.append(_cell_float(row[column["time_s"]], where, "time_s", allow_empty=False))
         values = np.array([[_cell_float(row[i], where, header[i]) for i in joint] for joint in xyz])
-        points.append(_points(values, where, lay))
+        points.append(found_points(values, where, lay))
     check_frame_numbers(numbers, None, str(path))
     fps = _csv_fps(path, fps, numbers, times)
     check_frame_numbers(numbers, fps, str(path))
     keypoints = np.full((numbers[-1] - numbers[0] + 1, lay.num_joints, 3), np.nan)
     keypoints[..., 2] = 0.0
     keypoints[np.asarray(numbers) - numbers[0]] = np.stack(points)
-    return _sequence(
+    return make_sequence(
         keypoints,
         lay.name,
         fps,
@@ -318,7 +326,7 @@ def _csv_fps(path: Path, fps: float | None, numbers: list[int], times: list[floa
     return fps
 
 
-def _sequence(
+def make_sequence(
     keypoints: np.ndarray,
     layout: str,
     fps: float,

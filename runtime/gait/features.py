@@ -41,8 +41,15 @@ Per-window scalars (`SCALAR_NAMES`; NaN when undefined, e.g. fewer than two even
   right knee ROM, step time (steps ending in a left / right heel strike) and step length (here the feet's
   separation |inter_ankle_distance| at the left / right heel strikes); 0 = symmetric.
 
+Stance phase (`stance_events`): initial contacts refined from the heel/toe (ankle without feet) positions (a foot on the
+floor stands still in a fixed camera's image), toe-offs, and per window stance_time, swing_time (s), their ratio,
+knee_flexion_contact_{left,right} (knee flexion at initial contact) and knee_flexion_stance_min_{left,right} (the
+least knee flexion from contact to toe-off, i.e. at maximum extension; negative = hyperextension), means over the
+window's phases. `hof_dimensionless` gives speed and cadence in Hof's dimensionless form for a known leg length.
+
 Model inputs (`window_inputs`): every feature is divided by its `FeatureSpec.scale` (degrees / 90, cadence / 100,
-percentages / 100, the rest / 1) so the values are O(1); NaN becomes 0.
+percentages / 100, the rest / 1) so the values are O(1); NaN becomes 0, and a model trained on the missing-value
+masks (`<feature>_known`, 1 known / 0 missing; see `with_masks`) sees which values were missing.
 """
 
 from __future__ import annotations
@@ -170,12 +177,25 @@ FEATURES: tuple[FeatureSpec, ...] = (
     FeatureSpec("si_knee_rom", "scalar", "%", _LEGS, 100.0, "symmetry index of the knee ROM"),
     FeatureSpec("si_step_time", "scalar", "%", _LEGS, 100.0, "symmetry index of left/right step time"),
     FeatureSpec("si_step_length", "scalar", "%", _LEGS, 100.0, "symmetry index of left/right step length"),
+    # stance phase: from each foot's initial contact to its toe-off (see `stance_events`)
+    FeatureSpec("stance_time", "scalar", "s", _LEGS, 1.0, "mean time from a foot's initial contact to its toe-off"),
+    FeatureSpec("swing_time", "scalar", "s", _LEGS, 1.0, "mean time from a foot's toe-off to its next contact"),
+    FeatureSpec("stance_swing_ratio", "scalar", "1", _LEGS, 1.0, "stance time / swing time"),
+    FeatureSpec("knee_flexion_contact_left", "scalar", "deg", _LEGS, 90.0, "left knee flexion at initial contact"),
+    FeatureSpec("knee_flexion_contact_right", "scalar", "deg", _LEGS, 90.0, "right knee flexion at initial contact"),
+    FeatureSpec("knee_flexion_stance_min_left", "scalar", "deg", _LEGS, 90.0, "least left knee flexion in stance"),
+    FeatureSpec("knee_flexion_stance_min_right", "scalar", "deg", _LEGS, 90.0, "least right knee flexion in stance"),
 )
+MASK_SUFFIX = "_known"  # a model input named <feature>_known is 1 where <feature> is known, 0 where it is missing
 SPECS: dict[str, FeatureSpec] = {f.name: f for f in FEATURES}
 SERIES_NAMES: tuple[str, ...] = tuple(f.name for f in FEATURES if f.kind == "series")
 SCALAR_NAMES: tuple[str, ...] = tuple(f.name for f in FEATURES if f.kind == "scalar")
 _ANKLE_COLS = (SERIES_NAMES.index("ankle_left"), SERIES_NAMES.index("ankle_right"))
 _DIST_COL = SERIES_NAMES.index("inter_ankle_distance")
+NUM_TERMS = 12  # per-frame terms: the 8 series (direction-free), then x of heel/toe left, heel/toe right (pixels)
+CONTACT_LEG = 0.012  # a foot has landed when its heel or toe is this close (leg lengths) to where it will stand
+TOE_OFF_LEG = 0.03  # and its toe has left when it is this far ahead of where it stood
+CLEARLY_MOVING_LEG = 0.15  # a foot this far from its footprint is surely in swing
 
 
 def select_features(joints: Sequence[str]) -> list[str]:
@@ -192,7 +212,8 @@ class GaitFeatures:
     """The features of one window.
 
     series: float32 `[T, len(SERIES_NAMES)]`; scalars: float32 `[len(SCALAR_NAMES)]` (NaN = undefined/missing);
-    events: int64 `[E, 2]` heel strikes as (frame, side 0 = left / 1 = right); plus the window's scale and direction.
+    events: int64 `[E, 2]` heel strikes (initial contacts) as (frame, side 0 = left / 1 = right); toe_offs likewise
+    (frame = the first frame the toe has left the floor); plus the window's scale and direction.
     """
 
     series: np.ndarray
@@ -201,14 +222,17 @@ class GaitFeatures:
     fps: float
     leg_length_px: float
     direction: int
+    toe_offs: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), dtype=np.int64))
     series_names: tuple[str, ...] = field(default=SERIES_NAMES)
     scalar_names: tuple[str, ...] = field(default=SCALAR_NAMES)
 
     def __post_init__(self) -> None:
         if self.series.ndim != 2 or self.series.shape[1] != len(self.series_names):
             raise ValueError(f"series shape {self.series.shape} does not match {len(self.series_names)} names")
-        if self.scalars.shape != (len(self.scalar_names),) or self.events.ndim != 2 or self.events.shape[1] != 2:
-            raise ValueError("scalars must be [len(scalar_names)] and events [E, 2]")
+        if self.scalars.shape != (len(self.scalar_names),) or any(
+            e.ndim != 2 or e.shape[1] != 2 for e in (self.events, self.toe_offs)
+        ):
+            raise ValueError("scalars must be [len(scalar_names)], events and toe_offs [E, 2]")
 
     def scalar(self, name: str) -> float:
         return float(self.scalars[_name_index(self.scalar_names, name, "scalar")])
@@ -227,6 +251,7 @@ class GaitFeatures:
             "series": {n: clean(self.series[:, i]) for i, n in enumerate(self.series_names)},
             "units": {n: SPECS[n].unit for n in (*self.scalar_names, *self.series_names)},
             "heel_strikes": [{"frame": int(f), "side": "left" if s == 0 else "right"} for f, s in self.events],
+            "toe_offs": [{"frame": int(f), "side": "left" if s == 0 else "right"} for f, s in self.toe_offs],
             "fps": self.fps,
             "leg_length_px": round(self.leg_length_px, 3),
             "direction": self.direction,
@@ -273,10 +298,12 @@ _ANGLE_INDEX = {feet: _angle_index(feet) for feet in (False, True)}
 
 
 def frame_terms(xy: np.ndarray, feet: bool) -> np.ndarray:
-    """Direction-free per-frame terms `[T, 8]` from cleaned image-pixel xy `[T, V, 2]` (y down).
+    """Direction-free per-frame terms `[T, NUM_TERMS]` from cleaned image-pixel xy `[T, V, 2]` (y down).
 
-    Columns 0-6 are the angle series for s = +1 (degrees), column 7 the pixel x distance left - right ankle; see
-    `orient` for the series. Computing them once per frame is what lets a live window reuse them.
+    Columns 0-6 are the angle series for s = +1 (degrees), column 7 the pixel x distance left - right ankle (see
+    `orient` for the series), columns 8-11 the pixel x of the left heel, left toe, right heel, right toe (the ankles
+    without feet), from which `stance_events` finds the contacts and toe-offs. Computing them once per frame is what
+    lets a live window reuse them.
     """
     t_len, v = xy.shape[:2]
     pts = np.empty((t_len, 24, 2))
@@ -288,17 +315,18 @@ def frame_terms(xy: np.ndarray, feet: bool) -> np.ndarray:
     cols, sign, ends, starts = _ANGLE_INDEX[feet]
     vec = pts[:, ends] - pts[:, starts]  # [T, 2 * pairs, 2]: the a vectors, then the b vectors
     a, b = vec[:, : len(cols)], vec[:, len(cols) :]
-    out = np.empty((t_len, 8))
+    out = np.empty((t_len, NUM_TERMS))
     out[:, cols] = sign * np.degrees(
         np.arctan2(a[..., 0] * b[..., 1] - a[..., 1] * b[..., 0], a[..., 0] * b[..., 0] + a[..., 1] * b[..., 1])
     )
     out[:, 7] = xy[:, ANKLE_L, 0] - xy[:, ANKLE_R, 0]
+    out[:, 8:] = xy[:, [HEEL_L, TOE_L, HEEL_R, TOE_R] if feet else [ANKLE_L, ANKLE_L, ANKLE_R, ANKLE_R], 0]
     return out
 
 
 def orient(terms: np.ndarray, direction: int, leg_px: float, feet: bool) -> np.ndarray:
     """Per-frame terms -> the series (`SERIES_NAMES` order) for walking direction `direction` and leg length."""
-    series = direction * terms
+    series = direction * terms[:, : len(SERIES_NAMES)]
     series[:, _DIST_COL] /= leg_px
     if feet:
         series[:, _ANKLE_COLS] = 90.0 - series[:, _ANKLE_COLS]
@@ -403,6 +431,80 @@ def _confirmed(ev: list[list[int]], dist: np.ndarray, run: np.ndarray) -> list[l
     return out
 
 
+def stance_events(events: np.ndarray, feet_x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Initial contacts and toe-offs `[E, 2]` (frame, side) from the heel-strike estimates and the feet's positions.
+
+    `feet_x`: `[T, 4]` x of the left heel, left toe, right heel, right toe in leg lengths, positive in the walking
+    direction (the ankles when the layout has no feet). The camera stands still, so a foot on the floor stands
+    still in the image. For each estimated heel strike of a side (an extremum of the inter-ankle distance, which
+    falls in that foot's stance), the footprint is the median heel and toe position from that event to the other
+    foot's next event (double support, when both feet stand). The contact is the first frame, going forward from
+    the last frame before the event at which the foot was clearly in swing (`CLEARLY_MOVING_LEG` behind its
+    footprint), at which the heel or the toe is within `CONTACT_LEG` of its footprint (a heel strike or a toe
+    strike); the toe-off is the first frame after the toe's last frame within `TOE_OFF_LEG` of its footprint, going
+    back from the first frame it is clearly in swing. Event-by-event, where the toe does not stand still in double
+    support (median deviation above `TOE_OFF_LEG`: a treadmill, a moving camera, bad tracking) or a search meets a
+    gap or the window's edge, the estimated heel strike stays and that toe-off is not reported.
+    """
+    t_len = len(feet_x)
+    contacts, toe_offs = [], []
+    frames, sides = events[:, 0].tolist(), events[:, 1].tolist()
+    for i, (e, side) in enumerate(zip(frames, sides)):
+        heel, toe = feet_x[:, 2 * side], feet_x[:, 2 * side + 1]
+        after = [f for f, sd in zip(frames[i + 1 :], sides[i + 1 :]) if sd != side]
+        if not after or not np.isfinite(heel[e : after[0] + 1]).any():
+            contacts.append([e, side])
+            continue
+        stand = slice(e, after[0] + 1)
+        at_heel, at_toe = np.nanmedian(heel[stand]), np.nanmedian(toe[stand])
+        if not np.nanmedian(np.abs(toe[stand] - at_toe)) <= TOE_OFF_LEG:  # the foot does not stand still
+            contacts.append([e, side])
+            continue
+        f = e
+        while f >= 0 and np.isfinite(heel[f]) and not (at_heel - heel[f] > CLEARLY_MOVING_LEG < at_toe - toe[f]):
+            f -= 1
+        if f >= 0 and np.isfinite(heel[f]):
+            while f < e and at_heel - heel[f] > CONTACT_LEG and at_toe - toe[f] > CONTACT_LEG:
+                f += 1
+            contacts.append([f, side])
+        else:
+            contacts.append([e, side])
+        g = e
+        while g < t_len and np.isfinite(toe[g]) and not toe[g] - at_toe > CLEARLY_MOVING_LEG:
+            g += 1
+        if g < t_len and np.isfinite(toe[g]):
+            while g > e and toe[g] - at_toe > TOE_OFF_LEG:
+                g -= 1
+            toe_offs.append([g + 1, side])
+    as_array = lambda ev: np.array(sorted(ev), dtype=np.int64).reshape(-1, 2)  # noqa: E731
+    return as_array(contacts), as_array(toe_offs)
+
+
+def _stance_scalars(knee: np.ndarray, contacts: np.ndarray, toe_offs: np.ndarray, fps: float) -> list[float]:
+    """Stance time, swing time, their ratio, knee flexion at contact (left, right) and least knee flexion in stance
+    (left, right): means over the window's stance phases (a contact and the same foot's next toe-off, no missing
+    knee frames between them) and swing phases (a toe-off and the same foot's next contact)."""
+    stance, swing, at_contact, lowest = [], [], ([], []), ([], [])
+    for side in (0, 1):
+        ics = contacts[contacts[:, 1] == side, 0]
+        tos = toe_offs[toe_offs[:, 1] == side, 0]
+        for ic in ics:
+            if np.isfinite(knee[ic, side]):
+                at_contact[side].append(float(knee[ic, side]))
+            later = tos[tos > ic]
+            if len(later) and not (len(ics[(ics > ic) & (ics < later[0])])):
+                phase = knee[ic : later[0], side]
+                stance.append((later[0] - ic) / fps)
+                if np.isfinite(phase).all():
+                    lowest[side].append(float(phase.min()))
+        for to in tos:
+            later = ics[ics > to]
+            if len(later) and not len(tos[(tos > to) & (tos < later[0])]):
+                swing.append((later[0] - to) / fps)
+    st, sw = _mean(stance), _mean(swing)
+    return [st, sw, st / sw if sw > 0 else float("nan"), *map(_mean, at_contact), *map(_mean, lowest)]
+
+
 def _si(left: float, right: float) -> float:
     mean = 0.5 * (left + right)
     return abs(left - right) / mean * 100.0 if mean > 0 else float("nan")
@@ -412,8 +514,11 @@ def _mean(values: list[float]) -> float:
     return math.fsum(values) / len(values) if values else float("nan")
 
 
-def window_scalars(series: np.ndarray, events: np.ndarray, speed: float, fps: float) -> np.ndarray:
-    """The per-window scalars (`SCALAR_NAMES` order) from the series, the heel strikes and the speed.
+def window_scalars(
+    series: np.ndarray, events: np.ndarray, speed: float, fps: float, toe_offs: np.ndarray | None = None
+) -> np.ndarray:
+    """The per-window scalars (`SCALAR_NAMES` order) from the series, the heel strikes, the speed and the toe-offs
+    (none given: the stance-phase scalars are NaN).
 
     Steps are the intervals between consecutive events with no gap in the inter-ankle distance between them.
     Knee ROM and peak extension are means over the complete strides of that side (from one of its heel strikes
@@ -451,6 +556,7 @@ def window_scalars(series: np.ndarray, events: np.ndarray, speed: float, fps: fl
                 _mean([v for v, sd in zip(separation, sides) if sd == 0]),
                 _mean([v for v, sd in zip(separation, sides) if sd == 1]),
             ),
+            *_stance_scalars(series[:, :2], events, np.zeros((0, 2), np.int64) if toe_offs is None else toe_offs, fps),
         ]
     )
 
@@ -467,10 +573,13 @@ def assemble(
     """Window features from per-frame terms, extrema of the raw inter-ankle term, the mid-hip slope and the scale."""
     series = orient(terms, direction, leg_px, feet)
     frames, kinds = candidates
-    events = heel_strikes(frames, kinds * direction, series[:, _DIST_COL])
+    estimates = heel_strikes(frames, kinds * direction, series[:, _DIST_COL])
+    events, toe_offs = stance_events(estimates, direction * terms[:, len(SERIES_NAMES) :] / leg_px)
     speed = direction * slope_px * fps / leg_px
-    scalars = window_scalars(series, events, speed, fps)
-    return GaitFeatures(series.astype(np.float32), scalars.astype(np.float32), events, float(fps), leg_px, direction)
+    scalars = window_scalars(series, events, speed, fps, toe_offs)
+    return GaitFeatures(
+        series.astype(np.float32), scalars.astype(np.float32), events, float(fps), leg_px, direction, toe_offs
+    )
 
 
 # ---- public entry points ---------------------------------------------------------------------------------------
@@ -504,22 +613,55 @@ def _features(
     return assemble(terms, candidates, slope, direction, leg_px, feet, fps)
 
 
+GRAVITY = 9.81  # m/s^2
+
+
+def hof_dimensionless(feats: GaitFeatures, leg_length_m: float) -> dict[str, float]:
+    """Speed, cadence and step length in Hof's (1996) dimensionless form for a leg length in metres: speed /
+    sqrt(g L), steps per second x sqrt(L / g), step length / L. A single video has no metric scale, so the leg
+    length must come from outside (e.g. the child's measured height); the features themselves are in leg lengths."""
+    if not (isinstance(leg_length_m, (int, float, np.floating)) and 0.2 <= leg_length_m <= 1.5):
+        raise CpgaitError(f"leg length is {leg_length_m!r} m; expected a hip-to-ankle length of 0.2-1.5 m")
+    root = math.sqrt(leg_length_m / GRAVITY)
+    return {
+        "speed": feats.scalar("speed") * root,  # (leg/s) x L / sqrt(g L)
+        "cadence": feats.scalar("cadence") / 60.0 * root,
+        "step_length": feats.scalar("step_length"),
+    }
+
+
+def _resolve(name: str, names: tuple[str, ...], kind: str) -> tuple[int, bool]:
+    """Column of a model input name among `names`, and whether it is the missing-value mask (`MASK_SUFFIX`)."""
+    mask = name.endswith(MASK_SUFFIX) and name.removesuffix(MASK_SUFFIX) in names
+    return _name_index(names, name.removesuffix(MASK_SUFFIX) if mask else name, kind), mask
+
+
+def _scaled(values: np.ndarray, names: tuple[str, ...], wanted: Sequence[str], kind: str) -> np.ndarray:
+    """Columns of `values` (last axis = `names`) for the model: value / scale, NaN -> 0; a `<name>_known` column
+    is 1 where the value is known and 0 where it is missing, so the model can tell a missing value from a 0."""
+    cols = [_resolve(n, names, kind) for n in wanted]
+    out = np.empty(values.shape[:-1] + (len(cols),))
+    for j, (i, mask) in enumerate(cols):
+        known = np.isfinite(values[..., i])
+        out[..., j] = known if mask else np.where(known, values[..., i], 0.0) / SPECS[names[i]].scale
+    return out
+
+
+def with_masks(names: Sequence[str]) -> tuple[str, ...]:
+    """Feature names followed by their missing-value masks (the model inputs a new model is trained on)."""
+    return tuple(names) + tuple(n + MASK_SUFFIX for n in names)
+
+
 def model_inputs(
     pre: Preprocessed, feats: GaitFeatures, series_names: Sequence[str], scalar_names: Sequence[str]
 ) -> dict[str, np.ndarray]:
     """The model's inputs for one window from its preprocessed keypoints and features (see `window_inputs`)."""
-    s_idx = [_name_index(SERIES_NAMES, n, "series") for n in series_names]
-    c_idx = [_name_index(SCALAR_NAMES, n, "scalar") for n in scalar_names]
     body = pre.keypoints[:, :17]
     skeleton = np.where(pre.valid[:, :17, None], body, 0.0).transpose(2, 0, 1)
-    s_scale = np.array([SPECS[SERIES_NAMES[i]].scale for i in s_idx])
-    c_scale = np.array([SPECS[SCALAR_NAMES[i]].scale for i in c_idx])
-    series = feats.series[:, s_idx].T / s_scale[:, None] if s_idx else np.zeros((0, len(body)))
-    scalars = feats.scalars[c_idx] / c_scale if c_idx else np.zeros(0)
     return {
         "skeleton": np.ascontiguousarray(skeleton, dtype=np.float32),
-        "gait_series": np.where(np.isfinite(series), series, 0.0).astype(np.float32),
-        "gait_scalars": np.where(np.isfinite(scalars), scalars, 0.0).astype(np.float32),
+        "gait_series": np.ascontiguousarray(_scaled(feats.series, SERIES_NAMES, series_names, "series").T, np.float32),
+        "gait_scalars": _scaled(feats.scalars, SCALAR_NAMES, scalar_names, "scalar").astype(np.float32),
     }
 
 
@@ -531,7 +673,8 @@ def window_inputs(
     "skeleton": float32 `[3, T, 17]`: normalised x, y (leg lengths from the mid-hip, y up, forward +x) and the
     confidence of the 17 COCO joints; missing joints are 0 with confidence 0.
     "gait_series": float32 `[len(series_names), T]` and "gait_scalars": float32 `[len(scalar_names)]`: each feature
-    / its `FeatureSpec.scale`, NaN -> 0.
+    / its `FeatureSpec.scale`, NaN -> 0; a name `<feature>_known` is that feature's missing-value mask (1 known,
+    0 missing).
     """
     kp, feet = as_coco(keypoints, layout, fps)
     xy, _ = clean(kp, Cleaning.for_fps(float(fps)))
@@ -577,7 +720,7 @@ class IncrementalFeatures:
         ring = 2 * self.window  # every frame is written twice so the window is always one contiguous slice
         self._raw = np.zeros((ring, v, 3))
         self._xy = np.full((ring, v, 2), np.nan)
-        self._terms = np.full((ring, 8), np.nan)
+        self._terms = np.full((ring, NUM_TERMS), np.nan)
         self._legs = np.full(ring, np.nan)
         self._kind = np.zeros(ring, dtype=np.int64)  # +1 / -1: the frame is a max / min of the inter-ankle term
         self._n = 0  # frames pushed

@@ -184,7 +184,7 @@ def unswap(kp: np.ndarray, max_len: int) -> np.ndarray:
     if not flip.any():
         return kp
     out = kp.copy()
-    out[np.ix_(flip, left + right)] = kp[np.ix_(flip, right + left)]
+    out[np.ix_(flip, np.array(left + right))] = kp[np.ix_(flip, np.array(right + left))]
     return out
 
 

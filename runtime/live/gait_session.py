@@ -29,7 +29,7 @@ from cpgait.runtime.backends.runner import Runner
 from cpgait.runtime.core.contract import ModelContract
 from cpgait.runtime.core.layouts import get_layout
 from cpgait.runtime.gait.features import SCALAR_NAMES, SERIES_NAMES, IncrementalFeatures
-from cpgait.runtime.gait.keypoints import CONFIDENCE_MIN, NoLegSeen
+from cpgait.runtime.gait.keypoints import NoLegSeen, seen
 
 NOT_ENOUGH = "not enough walking yet"
 ESTIMATE = "estimate"
@@ -167,7 +167,7 @@ class GaitSession:
         self.contract = contract
         self.where = where
         self.runner = runner
-        self.stride = int(stride) if stride is not None else max(1, contract.window // 4)
+        self.stride = int(stride) if stride is not None else contract.default_stride
         if not 1 <= self.stride:
             raise CpgaitError(f"classification stride {stride}; expected >= 1 frame")
         if not 0 < min_valid_fraction <= 1:
@@ -247,8 +247,7 @@ class GaitSession:
     def is_valid(self, keypoints: np.ndarray) -> bool:
         """A frame counts towards a window when most of the feature joints are seen."""
         kp = keypoints[self._joints]
-        seen = (kp[:, 2] >= CONFIDENCE_MIN) & np.isfinite(kp[:, 0]) & np.isfinite(kp[:, 1])
-        return bool(seen.mean() >= MIN_JOINTS_SEEN)
+        return bool(seen(kp).mean() >= MIN_JOINTS_SEEN)
 
     def push(self, time_s: float, keypoints: np.ndarray) -> WindowResult | None:
         """Add one frame (`[V, 3]` in the contract's layout, at the contract's fps); a window result when one ran."""
@@ -319,7 +318,7 @@ class GaitSession:
     def window_keypoints(self) -> np.ndarray:
         """The raw keypoints `[T, V, 3]` of the last T frames, oldest first (e.g. for a calibration recorder)."""
         if self._count < self.contract.window:
-            raise CpgaitError(f"{self._count} frame(s) so far; a window needs {self.contract.window}")
+            raise RuntimeError(f"{self._count} frame(s) so far; a window needs {self.contract.window}")
         return np.roll(self._ring, -(self._count % self.contract.window), axis=0)
 
     @property

@@ -151,7 +151,7 @@ class OverlayVideo:
         """Add one frame, scaled to at most `MAX_WIDTH` pixels wide."""
         image = fit_width(image)
         if self._writer is None:
-            fourcc = cv2.VideoWriter_fourcc(*("mp4v" if self.path.suffix.lower() == ".mp4" else "MJPG"))
+            fourcc = cv2.VideoWriter.fourcc(*("mp4v" if self.path.suffix.lower() == ".mp4" else "MJPG"))
             tmp = str(self._pending.tmp)
             self._writer = cv2.VideoWriter(tmp, fourcc, self.fps, (image.shape[1], image.shape[0]))
             if not self._writer.isOpened():

@@ -23,18 +23,17 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from cpgait.errors import CpgaitError
 from cpgait.runtime.core.contract import ModelContract
 from cpgait.runtime.core.layouts import get_layout, to_coco17
+from cpgait.runtime.gait.resample import Resampler
 from cpgait.runtime.live.capture import CaptureStats, VideoSource
 from cpgait.runtime.live.gait_session import GaitSession, SessionEstimate, WindowResult
-from cpgait.runtime.live.smoothing import Resampler
 from cpgait.runtime.live.subject import OCCLUDED, TRACKING, SubjectFrame, SubjectPose
 
 if TYPE_CHECKING:
@@ -76,7 +75,7 @@ class TimingLog:
 
     def __init__(self, capacity: int = TIMING_CAPACITY) -> None:
         if capacity < 1:
-            raise CpgaitError(f"timing log capacity {capacity}; expected >= 1")
+            raise ValueError(f"timing log capacity {capacity}; expected >= 1")
         self.capacity = capacity
         self._data = np.zeros((capacity, len(self.STAGES)), dtype=np.int64)
         self._col = {s: i for i, s in enumerate(self.STAGES)}
@@ -259,20 +258,19 @@ class Pipeline:
             if subject_id is not None:
                 self.subjects += 1
             self._subject_id = subject_id
-            if self.session is not None:
+            if self.session is not None and self.resampler is not None:
                 if self.session.window_count:
                     ended = self.last_estimate = self.session.estimate()
                 self.session.reset()
                 self.resampler.reset()
-        if self.session is None:
+        if self.session is None or self.resampler is None or self.convert is None:  # all three or none
             return FrameReport(sf, None, None, timings)
         window = failure = None
         if subject_id is not None:
             t0 = time.perf_counter_ns()
             failed_before = sum(self.session.failures_total.values())
             classifier = 0
-            measured = sf.keypoints is not None and sf.status in MEASURED
-            kp = sf.keypoints if measured else _missing_like(sf)
+            kp = sf.keypoints if sf.keypoints is not None and sf.status in MEASURED else _missing_like(sf)
             for t, model_kp in self.resampler.push(sf.frame.timestamp, self.convert(kp)):
                 result = self.session.push(t, model_kp)
                 classifier += self.session.last_timings_ns.get("classifier", 0)
@@ -287,10 +285,10 @@ class Pipeline:
                 failure = self.session.last_failure
         return FrameReport(sf, window, self.session.estimate(), timings, ended, failure)
 
-    def reports(self) -> Iterator[FrameReport]:
+    def reports(self) -> Generator[FrameReport, None, None]:
         """Run the stages and yield one report per processed source frame, in order."""
         if self._started:
-            raise CpgaitError("a pipeline runs once; build a new one for another run")
+            raise RuntimeError("a pipeline runs once; build a new one for another run")
         self._started = True
         workers = [
             threading.Thread(target=self._pose_worker, name="cpgait-pose", daemon=True),

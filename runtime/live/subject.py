@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from cpgait.errors import CpgaitError
 from cpgait.runtime.core.layouts import get_layout
-from cpgait.runtime.gait.keypoints import CONFIDENCE_MIN
+from cpgait.runtime.gait.keypoints import CONFIDENCE_MIN, seen
 from cpgait.runtime.live.capture import Frame
 from cpgait.runtime.live.smoothing import OneEuroFilter
 from cpgait.runtime.live.tracker import Subject, SubjectTracker, TrackerConfig
@@ -137,7 +138,7 @@ class SubjectPose:
             return boxes, whole
         return boxes, self._pose(frame.image, timings, found[subject.detection])
 
-    def _detect_tiled(self, image: np.ndarray) -> list[Detection] | None:
+    def _detect_tiled(self, image: np.ndarray) -> Sequence[Detection] | None:
         """Every person the detector finds in the tiles, in image pixels, duplicates from overlaps dropped; None
         for a pose model without a separate detector."""
         height, width = image.shape[:2]
@@ -204,18 +205,18 @@ class SubjectPose:
             status = BAD_OUTPUT if self._bad_output else LOST
             return self._out(frame, status, self.tracker.subject, None, candidates, timings, start)
         kp = result.keypoints
-        seen = (kp[:, 2] >= CONFIDENCE_MIN) & np.all(np.isfinite(kp[:, :2]), axis=1)
+        visible = seen(kp)
         box = keypoint_box(kp, CONFIDENCE_MIN)
         subject = self.tracker.follow(frame.timestamp, box)
         height = box[3] - box[1]
         status = TRACKING
-        if seen.mean() < MIN_JOINTS_SEEN:  # first: the box of a few visible joints is small too
+        if visible.mean() < MIN_JOINTS_SEEN:  # first: the box of a few visible joints is small too
             status = OCCLUDED
         elif height < MIN_HEIGHT_PX:
             status = TOO_SMALL
-        smooth = self.smoothing(frame.timestamp, kp[:, :2], seen, scale=max(height, 1.0))
-        out = np.concatenate([smooth, np.where(seen, kp[:, 2], 0.0)[:, None]], axis=1).astype(np.float32)
-        out[~seen, :2] = np.nan
+        smooth = self.smoothing(frame.timestamp, kp[:, :2], visible, scale=max(height, 1.0))
+        out = np.concatenate([smooth, np.where(visible, kp[:, 2], 0.0)[:, None]], axis=1).astype(np.float32)
+        out[~visible, :2] = np.nan
         return self._out(frame, status, subject, out, candidates, timings, start)
 
     def _same_person(self, subject: Subject, box: tuple[float, float, float, float]) -> bool:

@@ -13,6 +13,7 @@ after `forget_after_s` without it the tracker resets and chooses again.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -118,7 +119,7 @@ class Subject:
             raise ValueError(f"subject box {self.box}; expected finite x0 < x1, y0 < y1")
 
 
-def _as_boxes(boxes: np.ndarray | list) -> tuple[np.ndarray, np.ndarray]:
+def _as_boxes(boxes: np.ndarray | Sequence[float] | Sequence[Sequence[float]]) -> tuple[np.ndarray, np.ndarray]:
     """`[N, 4]` float boxes and which of them are usable (finite, non-empty)."""
     arr = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
     ok = np.all(np.isfinite(arr), axis=1) & (arr[:, 2] > arr[:, 0]) & (arr[:, 3] > arr[:, 1])
@@ -152,12 +153,13 @@ class SubjectTracker:
         speed = track.motion(self._last_t, self.config.history_s)[0]
         seen = track.last_seen == self._last_t
         detection = self._matched.get(track.id) if seen else None
-        return Subject(track.id, tuple(float(v) for v in track.box), seen, speed, detection)
+        x0, y0, x1, y1 = (float(v) for v in track.box)
+        return Subject(track.id, (x0, y0, x1, y1), seen, speed, detection)
 
     def _track(self, track_id: int | None) -> Track | None:
         return next((tr for tr in self.tracks if tr.id == track_id), None)
 
-    def update(self, t: float, boxes: np.ndarray | list) -> Subject | None:
+    def update(self, t: float, boxes: np.ndarray | Sequence[float] | Sequence[Sequence[float]]) -> Subject | None:
         """Add the person boxes `[N, 4]` (x0, y0, x1, y1 pixels) seen at time `t`; return the subject, if any, with
         the index of its box among `boxes` (`Subject.detection`).
 
@@ -174,7 +176,7 @@ class SubjectTracker:
             self._choose(float(t))
         return self.subject
 
-    def follow(self, t: float, box: np.ndarray | list) -> Subject | None:
+    def follow(self, t: float, box: np.ndarray | Sequence[float] | Sequence[Sequence[float]]) -> Subject | None:
         """Update the subject's own track with its box from the pose model (no association; it is the subject)."""
         track = self._track(self._subject_id)
         arr, ok = _as_boxes(box)

@@ -31,6 +31,7 @@ from cpgait.runtime.backends.ort_runner import OnnxRuntimeRunner
 from cpgait.runtime.backends.runner import Runner
 from cpgait.runtime.pose.interface import (
     STAGES,
+    Detection,
     PoseResult,
     Roi,
     RunnerFactory,
@@ -217,9 +218,11 @@ class BlazePose:
         self.last_timings_ms = dict.fromkeys(STAGES, 0.0)
         return self._detect(image, self.last_timings_ms)
 
-    def __call__(self, image: np.ndarray, detection: PoseDetection | None = None) -> PoseResult | None:
+    def __call__(self, image: np.ndarray, detection: Detection | None = None) -> PoseResult | None:
         """Landmarks of the tracked person, of `detection` when given (e.g. the subject picked from `detect`), or
         of the detector's best person; None when nobody is found."""
+        if detection is not None and not isinstance(detection, PoseDetection):
+            raise TypeError(f"BlazePose takes its own detections (from detect()), not {type(detection).__name__}")
         check_image(image)
         times = dict.fromkeys(STAGES, 0.0)
         self.last_used_detector = False
@@ -266,11 +269,12 @@ class BlazePose:
                 corners = frame.to_image(box.reshape(2, 2) * DETECTOR_SIZE, DETECTOR_SIZE)
                 r = float(np.hypot(*(pts_px[1] - pts_px[0])))
                 cx, cy = pts_px[0]
+                fx0, fy0, fx1, fy1 = (float(v) for v in corners.ravel())
                 found.append(
                     PoseDetection(
                         score=score,
                         box=(cx - r, cy - r, cx + r, cy + r),
-                        face_box=tuple(float(v) for v in corners.ravel()),
+                        face_box=(fx0, fy0, fx1, fy1),
                         keypoints=pts_px.astype(np.float32),
                     )
                 )

@@ -28,6 +28,7 @@ def load_pose_model(name: str, backend: str | RunnerFactory = "ort-cpu", **runne
     """
     if name not in POSE_MODELS:
         raise CpgaitError(f"pose model {name!r}; expected one of: {', '.join(POSE_MODELS)}")
+    factory: RunnerFactory
     if isinstance(backend, str):
         backend_name = backend
         RUNTIME_BACKENDS.get(backend_name)  # an unknown name fails here, before any model is built

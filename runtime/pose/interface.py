@@ -8,7 +8,7 @@ and their loader are in `cpgait.runtime.pose.catalog`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -34,8 +34,12 @@ class PoseOutputError(ValueError):
 class Detection(Protocol):
     """One person a detector found, in image pixels: validated by the model that made it."""
 
-    score: float
-    box: tuple[float, float, float, float]  # x0, y0, x1, y1
+    @property
+    def score(self) -> float: ...
+
+    @property
+    def box(self) -> tuple[float, float, float, float]:  # x0, y0, x1, y1
+        ...
 
     def shifted(self, dx: float, dy: float) -> Detection:
         """The same detection in the whole image, when it was found in a crop whose top-left corner is (dx, dy)."""
@@ -57,7 +61,7 @@ class PoseModel(Protocol):
         """Forget the tracked person (e.g. between clips, or when the walker changes)."""
         ...
 
-    def detect(self, image: np.ndarray) -> list[Detection] | None:
+    def detect(self, image: np.ndarray) -> Sequence[Detection] | None:
         """Every person a separate detector finds, best first; None for a model without a separate detector."""
         ...
 
@@ -149,14 +153,15 @@ class Roi:
 
 
 def check_image(image: np.ndarray) -> None:
-    """A pose model takes a BGR uint8 image `[H, W, 3]`, as OpenCV reads and decodes them."""
+    """A pose model takes a BGR uint8 image `[H, W, 3]`, as OpenCV reads and decodes them (a caller's bug
+    otherwise, hence ValueError, not a user error)."""
     if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-        raise CpgaitError(
+        raise ValueError(
             f"pose input: {getattr(image, 'dtype', type(image).__name__)} "
             f"{getattr(image, 'shape', '')}; expected a BGR uint8 image [H, W, 3]"
         )
     if min(image.shape[:2]) < 2:
-        raise CpgaitError(f"pose input: image of {image.shape[1]}x{image.shape[0]} pixels is too small")
+        raise ValueError(f"pose input: image of {image.shape[1]}x{image.shape[0]} pixels is too small")
 
 
 def asset(name: str) -> Path:

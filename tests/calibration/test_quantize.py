@@ -145,3 +145,31 @@ def test_cli_exits_2_with_one_line(
     assert info.value.code == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "at least 100000 are needed" in err and "Traceback" not in err
+
+
+def test_the_tensorrt_recipe_quantizes_weighted_inputs_and_residual_skips_only(tiny_onnx: Path, windows) -> None:
+    from cpgait.calibration.quantize import residual_adds
+
+    qdq = quantize(tiny_onnx, windows, QuantizeSettings(recipe="tensorrt"))
+    assert check_qdq_model(qdq).ok
+    producer = {o: n for n in qdq.graph.node for o in n.output}
+    consumers = lambda name: [c for c in qdq.graph.node if name in c.input]  # noqa: E731
+    adds = residual_adds(onnx.load(str(tiny_onnx)))
+    for node in (n for n in qdq.graph.node if n.op_type in ("Conv", "Gemm", "MatMul")):
+        for q in (c for c in consumers(node.output[0]) if c.op_type == "QuantizeLinear"):
+            # only a downsampling shortcut's output is quantized, as the skip input of its residual Add
+            users = [u for dq in consumers(q.output[0]) for u in consumers(dq.output[0])]
+            assert users and all(u.name in adds for u in users), node.name
+    assert adds and json.loads(next(p.value for p in qdq.metadata_props if p.key == QUANT_METADATA_KEY))["recipe"]
+    for add in (n for n in qdq.graph.node if n.name in adds):
+        kinds = [producer[i].op_type for i in add.input]
+        assert kinds.count("DequantizeLinear") == 1 and "Conv" in kinds, (add.name, kinds)  # skip in, Conv fused
+    used = {i for n in qdq.graph.node for i in n.input}
+    assert all(i.name in used for i in qdq.graph.initializer)  # no orphaned scales
+    ort_recipe = quantize(tiny_onnx, windows)
+    assert check_qdq_model(qdq).quantize_nodes < check_qdq_model(ort_recipe).quantize_nodes
+
+
+def test_an_unknown_recipe_is_refused() -> None:
+    with pytest.raises(CpgaitError, match="--recipe 'trt'; expected one of ort, tensorrt"):
+        QuantizeSettings(recipe="trt")

@@ -13,7 +13,7 @@ import torch
 
 from cpgait.cli import main
 from cpgait.export.checkpoint import load_checkpoint
-from cpgait.runtime.gait.features import SCALAR_NAMES, SERIES_NAMES
+from cpgait.runtime.gait.features import SCALAR_NAMES, SERIES_NAMES, with_masks
 from cpgait.training.synth import write_dataset
 from cpgait.training.train import TrainConfig, train
 
@@ -77,7 +77,7 @@ def test_checkpoint_carries_the_contract_and_says_synthetic(checkpoint: Path) ->
     ckpt = load_checkpoint(checkpoint)
     contract = ckpt.contract
     assert (contract.layout, contract.window, contract.fps, contract.streams) == ("coco17_feet", 32, 30.0, "fused")
-    assert contract.series_features == SERIES_NAMES and contract.scalar_features == SCALAR_NAMES
+    assert contract.series_features == SERIES_NAMES and contract.scalar_features == with_masks(SCALAR_NAMES)
     assert contract.synthetic and "SYNTHETIC" in contract.training_data
     assert {"left_hip", "right_hip", "left_knee", "right_ankle"} <= set(contract.feature_joints)
     split = {name: set(subjects) for name, subjects in ckpt.training["split"].items()}

@@ -37,8 +37,8 @@ from cpgait.runtime.backends.trt_engine import (
 from cpgait.runtime.core.contract import METADATA_KEY, ModelContract
 
 HAS_TENSORRT = importlib.util.find_spec("tensorrt") is not None
-ORIN = DeviceInfo("10.3.0", "Orin", "8.7")
-H100 = DeviceInfo("11.4.0", "NVIDIA H100 80GB HBM3", "9.0")
+ORIN = DeviceInfo("10.3.0", "Orin", "8.7", 16, 61)  # AGX Orin 64 GB
+H100 = DeviceInfo("11.4.0", "NVIDIA H100 80GB HBM3", "9.0", 132, 79)
 CONTRACT = ModelContract(
     layout="coco17", window=8, fps=30.0, series_features=("a",), scalar_features=("b",), feature_joints=()
 )
@@ -77,6 +77,8 @@ def test_engine_key_is_a_pure_function_of_its_parts() -> None:
         replace(key, device=replace(ORIN, tensorrt_version="10.4.0")),
         replace(key, device=replace(ORIN, gpu_name="Xavier")),
         replace(key, device=replace(ORIN, compute_capability="7.2")),
+        replace(key, device=replace(ORIN, multiprocessors=8)),  # an Orin Nano: also "Orin", sm 8.7
+        replace(key, device=replace(ORIN, memory_gib=7)),
     ]
     digests = {key.digest()} | {v.digest() for v in variants}
     assert len(digests) == 1 + len(variants)
@@ -98,7 +100,7 @@ def test_engine_paths_carry_the_stem_precision_and_key(tmp_path: Path) -> None:
         ("fp16", 10, "fp16", BuildPlan(True, (), False)),
         ("fp16", 11, "fp16", BuildPlan(False, (), False)),
         ("fp16", 11, "fp32", "export the FP16 variant"),
-        ("int8", 10, "qdq", BuildPlan(True, (), False)),
+        ("int8", 10, "qdq", BuildPlan(False, ("INT8", "FP16"), False)),
         ("int8", 11, "qdq", BuildPlan(False, (), False)),
         ("int8", 10, "fp32", BuildPlan(False, ("INT8",), True)),
         ("int8", 11, "fp32", "TensorRT 11 has no implicit INT8"),
@@ -162,14 +164,14 @@ def test_sidecar_round_trip_and_refusal_on_another_device(tmp_path: Path) -> Non
     key = engine_key("11" * 32, "int8", Profile(1, 1, 8), ORIN)
     plan = tmp_path / "m.int8.plan"
     plan.write_bytes(b"engine bytes")
-    write_sidecar(plan.with_suffix(".json"), key, CONTRACT.to_json())
+    write_sidecar(plan.with_suffix(".json"), key, CONTRACT.to_json(), b"engine bytes")
     got_key, contract = read_sidecar(plan)
     assert got_key == key and ModelContract.from_dict(contract) == CONTRACT
     assert load_engine(plan, here=ORIN) == (b"engine bytes", contract)
     with pytest.raises(
         CpgaitError,
-        match=r"built for Orin \(sm 8\.7\) with TensorRT 10\.3\.0, but this is NVIDIA "
-        r"H100 80GB HBM3 \(sm 9\.0\) with TensorRT 11\.4\.0.*rebuild it here with "
+        match=r"built for Orin \(sm 8\.7, 16 SMs, 61 GiB\) with TensorRT 10\.3\.0, but this is NVIDIA "
+        r"H100 80GB HBM3 \(sm 9\.0, 132 SMs, 79 GiB\) with TensorRT 11\.4\.0.*rebuild it here with "
         r"`cpgait build MODEL.onnx --precision int8 --batch 1,1,8`",
     ):
         load_engine(plan, here=H100)
@@ -183,7 +185,8 @@ def test_sidecar_round_trip_and_refusal_on_another_device(tmp_path: Path) -> Non
         ("{not json", "not a cpgait engine side-car"),
         ('{"format": "other/1"}', "format 'other/1'"),
         ("[1, 2]", "format 'list'"),
-        ('{"format": "cpgait.engine/1", "key": {}}', "not a cpgait engine side-car"),
+        ('{"format": "cpgait.engine/1", "key": {}}', "from an older cpgait"),
+        ('{"format": "cpgait.engine/2", "key": {}}', "not a cpgait engine side-car"),
     ],
 )
 def test_broken_sidecars_are_named(tmp_path: Path, sidecar: str | None, expected: str) -> None:
@@ -200,7 +203,8 @@ def test_tensorrt_runner_refuses_an_engine_from_another_gpu(tmp_path: Path, monk
 
     plan = tmp_path / "m.plan"
     plan.write_bytes(b"x")
-    write_sidecar(plan.with_suffix(".json"), engine_key("22" * 32, "fp16", Profile(1, 1, 8), ORIN), CONTRACT.to_json())
+    key = engine_key("22" * 32, "fp16", Profile(1, 1, 8), ORIN)
+    write_sidecar(plan.with_suffix(".json"), key, CONTRACT.to_json(), b"x")
     monkeypatch.setattr(engine, "current_device", lambda: H100)
     with pytest.raises(CpgaitError, match="built for Orin .* but this is NVIDIA H100"):
         TensorRTRunner(plan).activate()
@@ -214,7 +218,9 @@ def test_build_without_tensorrt_exits_2_with_a_clear_message(
 
     model = _onnx(tmp_path / "m.onnx")
     monkeypatch.setattr(
-        sys, "argv", ["cpgait", "build", str(model), "--precision", "fp16", "--out", str(tmp_path / "engines")]
+        sys,
+        "argv",
+        ["cpgait", "build", str(model), "--precision", "fp16", "--out", str(tmp_path / "engines"), "--no-gate"],
     )
     with pytest.raises(SystemExit) as info:
         main()

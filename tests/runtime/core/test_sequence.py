@@ -138,3 +138,14 @@ def test_construction_validates(change: dict, error: type[Exception]) -> None:
     args = {"keypoints": _fields()["keypoints"], "fps": 30.0, "layout": "coco17", "image_size": (640, 480)}
     with pytest.raises(error):
         KeypointSequence(**{**args, **change})
+
+
+@pytest.mark.parametrize(
+    "field,value",
+    [("frame_index", [0, 1, 1]), ("timestamps", [0.0, 0.1]), ("timestamps", [0.0, float("nan"), 0.2])],
+    ids=["repeated frame", "too short", "nan time"],
+)
+def test_frame_indices_and_timestamps_are_one_increasing_value_per_frame(field: str, value: list) -> None:
+    kp = np.zeros((3, 17, 3), dtype=np.float32)
+    with pytest.raises(CpgaitError, match=f"{field} has shape .*; expected \\[3\\] increasing finite values"):
+        KeypointSequence(kp, 30.0, "coco17", (64, 64), **{field: np.array(value)})

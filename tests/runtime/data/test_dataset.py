@@ -16,7 +16,6 @@ from cpgait.runtime.data.dataset import (
     SequenceTooShort,
     min_frames,
     require_layout,
-    resample,
     subject_split,
     windows,
     write_manifest,
@@ -215,40 +214,6 @@ def test_split_refuses_bad_input(tmp_path: Path, problem: str, error: type[Excep
     with pytest.raises(error) as info:
         subject_split(Dataset.from_path(tmp_path), fractions, seed=0)
     assert words in str(info.value)
-
-
-def test_resample_interpolates_and_keeps_missing_points_missing() -> None:
-    kp = np.zeros((5, 2, 3), dtype=np.float32)
-    kp[:, 0] = np.stack([np.arange(5) * 10.0, np.arange(5) * 2.0, np.full(5, 0.5)], axis=1)
-    kp[:, 1] = kp[:, 0]
-    kp[:, 1, 2] = [1.0, 0.0, 1.0, 1.0, 1.0]  # joint 1 missing in frame 1
-    kp[1, 1, :2] = np.nan
-    up = resample(kp, fps_in=10, fps_out=20)
-    assert up.shape == (9, 2, 3)
-    np.testing.assert_allclose(up[:, 0, 0], np.arange(9) * 5.0)
-    np.testing.assert_allclose(up[:, 0, 2], 0.5)
-    # frames 0.5, 1, 1.5 (output 1, 2, 3) touch the missing frame; 0 and 2 (output 0, 4) do not
-    assert np.all(up[[1, 2, 3], 1, 2] == 0) and np.all(np.isnan(up[[1, 2, 3], 1, :2]))
-    assert np.all(up[[0, 4, 5], 1, 2] == 1)
-    down = resample(kp, fps_in=10, fps_out=4)  # times 0, 0.25 (frame 2.5)
-    assert down.shape == (2, 2, 3)
-    np.testing.assert_allclose(down[:, 0, 0], [0.0, 25.0])
-    np.testing.assert_array_equal(resample(kp, 30, 30)[:, 0], kp[:, 0])
-
-
-@pytest.mark.parametrize(
-    "keypoints,fps_in,fps_out,error",
-    [
-        (np.zeros((4, 17)), 30, 30, CpgaitError),
-        (np.zeros((0, 17, 3)), 30, 30, CpgaitError),
-        (np.zeros((4, 17, 3)), 0, 30, CpgaitError),
-        (np.zeros((4, 17, 3)), 30, float("nan"), CpgaitError),
-    ],
-    ids=["no channel axis", "no frames", "fps 0", "fps nan"],
-)
-def test_resample_refuses_bad_input(keypoints: np.ndarray, fps_in: float, fps_out: float, error: type) -> None:
-    with pytest.raises(error):
-        resample(keypoints, fps_in, fps_out)
 
 
 def test_windows_shapes_offsets_and_content() -> None:

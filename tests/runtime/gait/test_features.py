@@ -376,26 +376,27 @@ def _knee_errors(feats, truth) -> np.ndarray:
 @pytest.mark.parametrize("level", range(4))
 @pytest.mark.parametrize("layout", ["coco17_feet", "coco17"])
 def test_clean_synthetic_matches_truth(level: int, layout: str) -> None:
-    """Noise-free preset: cadence within 3 %, knee RMSE <= 2 deg, step length within 5 %, every sequence.
+    """Noise-free preset: cadence within 3 %, knee RMSE <= 3 deg, step length within 8 %, speed within 3 %.
 
-    Step length is the body's progression per step (speed x step time). The generator's own step-length truth
-    (ankle separation at initial contact) disagrees with its speed x step time by up to 8 % at GMFCS IV (the
-    stance foot slides in its kinematic model), so at level IV we compare with the generator's speed x step time.
+    Step length is the body's progression per step (speed x step time). The truth is three-dimensional: a leg turned
+    out of the camera plane by the child's hip rotation (real spread +-11 deg) looks shorter in the image, which
+    inflates every leg-length-relative measure by up to a few per cent, and its knee angle looks smaller in swing.
     """
     for seed in SEEDS:
         seq, truth, f = _synth(level, seed, clean=True, layout=layout)
         assert f.scalar("cadence") == pytest.approx(truth["cadence_steps_per_min"], rel=0.03), seed
-        assert np.sqrt(np.mean(_knee_errors(f, truth) ** 2)) <= 2.0, seed
-        step_truth = truth["step_length_leg"] if level < 3 else truth["speed_leg_per_s"] * truth["step_time_s"]
-        assert f.scalar("step_length") == pytest.approx(step_truth, rel=0.05), seed
-        assert f.scalar("speed") == pytest.approx(truth["speed_leg_per_s"], rel=0.01), seed
+        assert np.sqrt(np.mean(_knee_errors(f, truth) ** 2)) <= 3.0, seed
+        step_truth = truth["speed_leg_per_s"] * truth["step_time_s"]
+        assert f.scalar("step_length") == pytest.approx(step_truth, rel=0.08), seed
+        assert f.scalar("speed") == pytest.approx(truth["speed_leg_per_s"], rel=0.03), seed
         assert f.direction == truth["direction"]
 
 
 @pytest.mark.parametrize("level", range(4))
 def test_noisy_synthetic_matches_truth(level: int) -> None:
-    """Default noise (jitter, dropped points, outliers, left/right swaps, partial views): cadence within 8 % of the
-    steps that were in view, knee RMSE over the level's sequences <= 5 deg."""
+    """Default noise (jitter, dropped points, outliers, left/right swaps, partial views, walking aids): cadence within
+    8 % of the steps that were in view, knee RMSE over the level's sequences <= 5.5 deg (5 before the legs turned
+    out of the camera plane, see the clean test)."""
     errors = []
     for seed in SEEDS:
         seq, truth, f = _synth(level, seed, clean=False)
@@ -406,7 +407,7 @@ def test_noisy_synthetic_matches_truth(level: int) -> None:
         cadence_in_view = 60.0 * seq.fps / np.mean(np.diff(contacts))
         assert f.scalar("cadence") == pytest.approx(cadence_in_view, rel=0.08), seed
         errors.append(_knee_errors(f, truth))
-    assert np.sqrt(np.mean(np.concatenate(errors) ** 2)) <= 5.0
+    assert np.sqrt(np.mean(np.concatenate(errors) ** 2)) <= 5.5
 
 
 @pytest.mark.parametrize("level", [0, 3])
@@ -436,3 +437,14 @@ def test_direction_from_facing_when_walking_on_the_spot() -> None:
     assert compute_features(mirrored(still), "coco17_feet", FPS).series_of("knee_flexion_left")[0] == pytest.approx(
         10.0, abs=1e-3
     )
+
+
+def test_missing_value_masks_tell_missing_from_zero() -> None:
+    """A `<name>_known` input is 1 where the feature is known and 0 where it is missing (its value input is then 0)."""
+    kp = figure(t=40, knee=20.0)  # standing still: no steps, so the step scalars are missing
+    names = ("cadence", "cadence_known", "knee_peak_extension_left", "knee_peak_extension_left_known")
+    inputs = window_inputs(kp, "coco17_feet", FPS, ("knee_flexion_left", "knee_flexion_left_known"), names)
+    assert inputs["gait_scalars"].tolist() == pytest.approx([0.0, 0.0, 20.0 / 90, 1.0], abs=1e-3)
+    assert (inputs["gait_series"][1] == 1).all() and inputs["gait_series"][0] == pytest.approx(20.0 / 90, abs=1e-3)
+    with pytest.raises(CpgaitError, match="unknown scalar feature 'nope_known'"):
+        window_inputs(kp, "coco17_feet", FPS, (), ("nope_known",))

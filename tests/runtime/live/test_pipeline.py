@@ -320,8 +320,13 @@ def test_record_sequence_keeps_the_walkers_frames(tmp_path: Path) -> None:
     assert sequence.layout == "coco17" and sequence.fps == pytest.approx(15.0) and sequence.image_size == SCENE_SIZE
     assert sequence.num_frames < SCENE_FRAMES  # trimmed to the walker's measured span
     assert (sequence.keypoints[..., 2].max(axis=1) == 0).sum() == 3  # the three frames without anyone
+    rows = sequence.frame_index
+    assert rows[0] > 0 and np.array_equal(rows, np.arange(rows[0], rows[0] + sequence.num_frames))
+    np.testing.assert_allclose(sequence.timestamps, rows / 15.0)  # a file's frame k is at k / fps
     path = sequence.save(tmp_path / "walk.npz")
-    assert type(sequence).load(path).num_frames == sequence.num_frames
+    loaded = type(sequence).load(path)
+    assert loaded.num_frames == sequence.num_frames and np.array_equal(loaded.frame_index, rows)
+    np.testing.assert_array_equal(loaded.timestamps, sequence.timestamps)
 
 
 def test_record_sequence_without_anyone_is_an_error(tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from cpgait.errors import CpgaitError
-from cpgait.runtime.live.smoothing import OneEuroFilter, Resampler
+from cpgait.runtime.live.smoothing import OneEuroFilter
 
 FPS = 30.0
 
@@ -53,63 +53,3 @@ def test_one_euro_skips_missing_joints_and_restarts_after_a_long_gap() -> None:
 def test_one_euro_settings_are_checked(kwargs: dict) -> None:
     with pytest.raises(CpgaitError):
         OneEuroFilter(**kwargs)
-
-
-def _kp(x: float, conf: float = 0.9) -> np.ndarray:
-    return np.array([[x, 2 * x, conf], [x + 1, 0.0, conf]], dtype=np.float32)
-
-
-def test_resampling_at_the_same_fps_is_the_identity() -> None:
-    r = Resampler(FPS)
-    out = [o for k in range(10) for o in r.push(5 + k / FPS, _kp(float(k)))]
-    assert [t for t, _ in out] == pytest.approx([5 + k / FPS for k in range(10)])
-    assert all(np.array_equal(kp, _kp(float(k))) for k, (_, kp) in enumerate(out))
-
-
-def test_resampling_from_60_to_30_fps_keeps_every_other_frame() -> None:
-    r = Resampler(FPS)
-    out = [o for k in range(20) for o in r.push(k / 60, _kp(float(k)))]
-    assert len(out) == 10
-    assert [kp[0, 0] for _, kp in out] == pytest.approx([2.0 * k for k in range(10)])
-
-
-def test_resampling_from_25_fps_interpolates_linear_motion_exactly() -> None:
-    r = Resampler(FPS)
-    speed = 120.0  # px/s
-    out = [o for k in range(25) for o in r.push(k / 25, _kp(speed * k / 25))]
-    times = np.array([t for t, _ in out])
-    assert np.diff(times) == pytest.approx(1 / FPS)
-    assert [kp[0, 0] for _, kp in out] == pytest.approx(speed * times, abs=1e-3)
-
-
-def test_resampling_leaves_gaps_missing_and_takes_a_one_sided_joint_from_the_nearer_frame() -> None:
-    r = Resampler(FPS, max_gap_s=0.2)
-    r.push(0.0, _kp(0.0))
-    gap = r.push(0.5, _kp(15.0))  # half a second without frames
-    assert len(gap) == 15
-    assert all(kp[:, 2].max() == 0 and np.isnan(kp[:, :2]).all() for _, kp in gap[:-1])
-    assert gap[-1][1][0, 0] == 15.0  # the new sample itself
-    half = _kp(16.0)
-    half[1] = (np.nan, np.nan, 0.0)
-    out = r.push(0.5 + 1 / 60, half)  # next sample half a frame later: no output yet
-    assert out == []
-    ((t, kp),) = r.push(0.5 + 2 / 60, _kp(17.0))
-    assert t == pytest.approx(0.5 + 1 / FPS)
-    assert kp[1, 0] == pytest.approx(18.0)  # joint 1 only seen on the later side: taken from it
-
-
-@pytest.mark.parametrize(
-    "make,expected",
-    [
-        (lambda: Resampler(0), CpgaitError),
-        (lambda: Resampler(30, max_gap_s=0), CpgaitError),
-        (lambda: Resampler(30).push(0.0, np.zeros((5, 2))), CpgaitError),
-        (lambda: Resampler(30).push(0.0, np.zeros((5, 3))), None),
-    ],
-)
-def test_resampler_input_is_checked(make, expected: type[Exception] | None) -> None:
-    if expected is None:
-        assert len(make()) == 1
-        return
-    with pytest.raises(expected):
-        make()
