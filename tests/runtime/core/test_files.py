@@ -301,3 +301,34 @@ def test_any_contract_json_reads_or_is_one_clear_error(changes: dict) -> None:
         ModelContract.from_json(json.dumps({**base, **changes}), "m.onnx")
     except CpgaitError as exc:
         assert "m.onnx" in str(exc)
+
+
+@FUZZ
+@given(content=_JSON, keyed=st.booleans())
+def test_any_engine_side_car_reads_or_is_one_clear_error(
+    tmp_path_factory: pytest.TempPathFactory, content, keyed
+) -> None:
+    from cpgait.runtime.backends.trt_engine import ENGINE_FORMAT, read_sidecar
+
+    folder = tmp_path_factory.mktemp("engine")
+    if keyed:  # the right format, random key, contract, size and hash
+        content = {
+            "format": ENGINE_FORMAT,
+            "key": content,
+            "contract": content,
+            "engine_bytes": content,
+            "engine_sha256": content,
+        }
+    (folder / "m.json").write_text(json.dumps(content))
+    try:
+        read_sidecar(folder / "m.plan")
+    except CpgaitError as exc:
+        assert "m.json" in str(exc)
+
+
+def test_a_deeply_nested_engine_side_car_is_one_clear_error(tmp_path: Path) -> None:
+    from cpgait.runtime.backends.trt_engine import read_sidecar
+
+    (tmp_path / "m.json").write_text("[" * 100_000)
+    with pytest.raises(CpgaitError, match="m.json: not a cpgait engine side-car \\(RecursionError"):
+        read_sidecar(tmp_path / "m.plan")
