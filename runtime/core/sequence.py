@@ -32,7 +32,19 @@ from cpgait.runtime.core.files import MAX_COORDINATE_PX, MAX_FRAMES, npz_fields
 from cpgait.runtime.core.layouts import get_layout
 
 FORMAT = "cpgait.sequence/1"
-FIELDS = ("format", "keypoints", "fps", "layout", "image_size", "label", "subject_id", "recording_id", "source")
+FIELDS = (
+    "format",
+    "keypoints",
+    "fps",
+    "layout",
+    "image_size",
+    "label",
+    "subject_id",
+    "recording_id",
+    "source",
+    "frame_index",
+    "timestamps",
+)  # the last two are optional
 GMFCS_LEVELS = ("I", "II", "III", "IV")
 MIN_FRAMES = 2
 MAX_FPS = 10_000.0

@@ -119,11 +119,11 @@ def test_a_signal_ends_the_run_with_finished_outputs(tmp_path: Path, sig: signal
     out, events = tmp_path / "overlay.mp4", tmp_path / "events.jsonl"
     args = ["run", str(DEMO), "--loop", "--model", str(MODEL), "--out", str(out), "--events", str(events)]
     proc = subprocess.Popen(_cli(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    partial = tmp_path / f".events.{proc.pid}.part.jsonl"
+    partial = tmp_path / f".overlay.{proc.pid}.part.mp4"
     deadline = time.monotonic() + 180
     try:
         while time.monotonic() < deadline and proc.poll() is None:
-            if partial.is_file() and partial.read_text().count("\n") >= 2:  # start + the first subject event
+            if partial.is_file() and partial.stat().st_size > 0:  # the loop is writing overlay frames
                 break
             time.sleep(0.2)
         assert proc.poll() is None, proc.communicate()
