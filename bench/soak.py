@@ -26,6 +26,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import psutil
@@ -33,6 +34,9 @@ import psutil
 from cpgait.bench.environment import describe
 from cpgait.bench.results import SCHEMA_VERSION
 from cpgait.errors import CpgaitError
+
+if TYPE_CHECKING:
+    from cpgait.runtime.live.pipeline import FrameReport, Pipeline
 
 WARMUP_SHARE = 0.2
 WARMUP_MIN_S = 30.0  # and at least this long (sessions, arenas and the first tracked walker settle in)
@@ -68,12 +72,12 @@ def run_soak(
     holder: dict = {}
     done = threading.Event()
 
-    def on_start(pipeline: object) -> None:
+    def on_start(pipeline: Pipeline) -> None:
         holder["pipeline"] = pipeline
         holder["t0"] = time.monotonic()
         started.set()
 
-    def on_report(report: object, _picture: object) -> None:
+    def on_report(report: FrameReport, _picture: object) -> None:
         with lock:
             latencies.append(report.timings_ns.get("latency", 0) / 1e6)
             counters["frames"] += 1

@@ -223,7 +223,7 @@ class GaitSession:
                 f"{where}: contract field output_name is {c.output_name!r}; the graph's outputs are "
                 f"{self.runner.output_names()}"
             )
-        feed = {s.name: np.zeros((1, *s.shape[1:]), dtype=np.float32) for s in c.input_specs()}
+        feed = {s.name: np.zeros((1, *(int(d or 0) for d in s.shape[1:])), dtype=np.float32) for s in c.input_specs()}
         logits = np.asarray(self.runner.infer(feed)[c.output_name])
         if logits.size != len(c.class_names):
             raise CpgaitError(
@@ -279,9 +279,11 @@ class GaitSession:
             inputs = self.features.inputs(self.contract.series_features, self.contract.scalar_features)
             feats = self.features.features()
         except NoLegSeen as exc:
-            return self._failed(NO_LEG_SEEN, str(exc))
+            self._failed(NO_LEG_SEEN, str(exc))
+            return None
         except CpgaitError as exc:
-            return self._failed(FEATURES_FAILED, str(exc))
+            self._failed(FEATURES_FAILED, str(exc))
+            return None
         finally:
             self.last_timings_ns["features"] += time.perf_counter_ns() - t0
         feed = {name: inputs[name][None] for name in self.contract.input_names}
@@ -295,7 +297,8 @@ class GaitSession:
                 f"{len(self.contract.class_names)} classes"
             )
         if not np.all(np.isfinite(logits)):
-            return self._failed(CLASSIFIER_INVALID, f"classifier returned non-finite logits {logits.tolist()}")
+            self._failed(CLASSIFIER_INVALID, f"classifier returned non-finite logits {logits.tolist()}")
+            return None
         probs = _softmax(logits)
         scalars = {
             n: (None if not math.isfinite(v) else round(float(v), 4)) for n, v in zip(feats.scalar_names, feats.scalars)
@@ -313,7 +316,6 @@ class GaitSession:
         self.failures[cause] += 1
         self.failures_total[cause] += 1
         self.last_failure = f"{cause}: {message}"
-        return None
 
     def window_keypoints(self) -> np.ndarray:
         """The raw keypoints `[T, V, 3]` of the last T frames, oldest first (e.g. for a calibration recorder)."""
