@@ -95,6 +95,7 @@ def run_soak(
             {
                 "t_s": round(time.monotonic() - holder["t0"], 2),
                 "rss_mb": round(proc.memory_info().rss / 2**20, 2),
+                **_rss_parts(),
                 "fds": proc.num_fds(),
                 "threads": proc.num_threads(),
                 "queues": pipeline.queue_depths(),
@@ -165,6 +166,20 @@ def run_soak(
     }
 
 
+def _rss_parts() -> dict[str, float]:
+    """Linux: the resident memory split into anonymous (heap, arenas: what a leak grows) and file-backed (mapped
+    models and libraries, which the kernel may drop and fault back in) megabytes; nothing elsewhere."""
+    parts = {}
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key in ("RssAnon", "RssFile"):
+                parts[f"{key[3:].lower()}_mb"] = round(int(value.split()[0]) / 1024, 2)
+    except OSError:
+        return {}
+    return parts
+
+
 def verdicts(samples: list[dict]) -> dict:
     """The soak's pass/fail checks with the figures behind them (module docstring)."""
     if len(samples) < 4:
@@ -224,8 +239,12 @@ def save_plot(report: dict, path: Path) -> None:
     s = report["samples"]
     t = [x["t_s"] / 60 for x in s]
     fig, axes = plt.subplots(4, 1, figsize=(10, 10), sharex=True, constrained_layout=True)
-    axes[0].plot(t, [x["rss_mb"] for x in s])
-    axes[0].set_ylabel("RSS (MB)")
+    axes[0].plot(t, [x["rss_mb"] for x in s], label="RSS")
+    for part in ("anon_mb", "file_mb"):
+        if part in s[0]:
+            axes[0].plot(t, [x[part] for x in s], label=f"of which {part[:-3]}")
+    axes[0].set_ylabel("resident memory (MB)")
+    axes[0].legend(fontsize="small")
     axes[1].plot(t, [x["fds"] for x in s], label="open file descriptors")
     axes[1].plot(t, [x["threads"] for x in s], label="threads")
     axes[1].legend(fontsize="small")
