@@ -14,7 +14,10 @@ $(STAMP): pyproject.toml Makefile
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q "$(TORCH_SPEC)"
-	$(BIN)/pip install -q -e ".[export,bench,dev]"
+	$(BIN)/pip install -q -e ".[export,bench,dev,batch,serve]"
+	# A real Triton server for the tests (its tritonserver binary only): --no-deps, as its numpy<2 pin would
+	# break OpenCV.
+	$(BIN)/pip install -q --no-deps nvidia-pytriton==0.7.0
 	touch $(STAMP)
 
 # The Sports2D walking clip (BSD-3-Clause, see NOTICE): the demo's input and the runtime's end-to-end test clip.

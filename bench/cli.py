@@ -207,6 +207,33 @@ def soak(
     typer.echo("soak PASS")
 
 
+def batch(
+    video: str = typer.Argument(..., help="The video to cut the clips from (e.g. .cache/demo.mp4)."),
+    model: str = typer.Option(..., "--model", help="The ONNX classifier."),
+    workers: str = typer.Option("1,2", "--workers", help="Worker counts, comma-separated; the first is the base."),
+    clips: int = typer.Option(10, "--clips", min=1, help="How many clips."),
+    frames: int = typer.Option(60, "--frames", min=8, help="Frames per clip."),
+    first: int = typer.Option(0, "--first", min=0, help="Cut the clips from this frame of VIDEO on ..."),
+    last: int = typer.Option(None, "--last", min=1, help="... to this one (default: its end)."),
+    json_out: Path | None = _OUT["json_out"],
+    md: Path | None = _OUT["md"],
+    overwrite: bool = _OUT["overwrite"],
+) -> None:
+    """Scaling of `cpgait batch` on a local Ray: the same clips through each worker count in one Ray session."""
+    from cpgait.bench.batch import render, run_batch_bench, write
+    from cpgait.bench.timing import parse_ints
+    from cpgait.errors import refuse_overwrite
+
+    for path in (json_out, md):
+        if path is not None:
+            refuse_overwrite(path, overwrite)
+    report = run_batch_bench(
+        video, model, parse_ints(workers, "--workers"), clips, frames, (first, last), lambda m: typer.echo(m, err=True)
+    )
+    write(report, json_out, md, overwrite)
+    typer.echo(render(report))
+
+
 def main() -> None:
     """Console entry point: user mistakes become one line on stderr and exit code 2."""
     try:

@@ -55,13 +55,15 @@ class GateReport:
     @property
     def f1_drop(self) -> float | None:
         """Macro-F1 of A minus macro-F1 of B, in points (None without labels)."""
-        if not self.scores_a or self.scores_a["macro_f1"] is None or self.scores_b["macro_f1"] is None:
+        if not self.scores_a or not self.scores_b:
+            return None
+        if self.scores_a["macro_f1"] is None or self.scores_b["macro_f1"] is None:
             return None
         return 100.0 * (self.scores_a["macro_f1"] - self.scores_b["macro_f1"])
 
     @property
     def per_class_f1_delta(self) -> list[float | None]:
-        if not self.scores_a:
+        if not self.scores_a or not self.scores_b:
             return []
         return [
             None if fa is None or fb is None else fb - fa
@@ -128,10 +130,13 @@ def compare(
     diff = np.abs(logits_a - logits_b)
     pred_a, pred_b = logits_a.argmax(1), logits_b.argmax(1)
     labelled = windows.labels >= 0
-    scores = (None, None)
+    scores: tuple[dict | None, dict | None] = (None, None)
     if labelled.any():
         y = windows.labels[labelled]
-        scores = tuple(classification_scores(y, p[labelled], len(class_names)) for p in (pred_a, pred_b))
+        scores = (
+            classification_scores(y, pred_a[labelled], len(class_names)),
+            classification_scores(y, pred_b[labelled], len(class_names)),
+        )
     return GateReport(
         a=a,
         b=b,
@@ -192,14 +197,15 @@ def render(report: GateReport) -> object:
     def pct(v: float | None) -> str:
         return "-" if v is None else f"{100 * v:.2f}"
 
-    if report.scores_a:
+    scores_a, scores_b = report.scores_a, report.scores_b
+    if scores_a and scores_b:
         for key, label in (("accuracy", "accuracy %"), ("macro_f1", "macro-F1 %"), ("kappa_linear", "kappa x100")):
-            va, vb = report.scores_a[key], report.scores_b[key]
+            va, vb = scores_a[key], scores_b[key]
             table.add_row(label, pct(va), pct(vb), "-" if va is None or vb is None else f"{100 * (vb - va):+.2f}")
         for name, fa, fb, d in zip(
             report.class_names,
-            report.scores_a["per_class_f1"],
-            report.scores_b["per_class_f1"],
+            scores_a["per_class_f1"],
+            scores_b["per_class_f1"],
             report.per_class_f1_delta,
         ):
             table.add_row(f"F1 {name} %", pct(fa), pct(fb), "-" if d is None else f"{100 * d:+.2f}")

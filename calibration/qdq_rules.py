@@ -17,8 +17,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import onnx
 
 QDQ_OPS = ("QuantizeLinear", "DequantizeLinear")
 
@@ -60,7 +64,7 @@ def _dequantizes_a_weight_q(node, producers: dict, inits: dict) -> bool:
     return producer is not None and producer.op_type == "QuantizeLinear" and producer.input[0] in inits
 
 
-def check_qdq_model(model: object) -> QdqReport:
+def check_qdq_model(model: str | Path | onnx.ModelProto) -> QdqReport:
     """Check an `onnx.ModelProto` (or a path to one) against TensorRT's explicit-quantization rules."""
     import onnx
     from onnx import numpy_helper
@@ -72,7 +76,7 @@ def check_qdq_model(model: object) -> QdqReport:
     for node in graph.node:  # scales and zero points may also come from Constant nodes
         if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
             inits[node.output[0]] = numpy_helper.to_array(node.attribute[0].t)
-    consumers: dict[str, list[tuple[object, int]]] = {}
+    consumers: dict[str, list[tuple[onnx.NodeProto, int]]] = {}
     producers = {}
     for node in graph.node:
         for k, name in enumerate(node.input):
@@ -80,7 +84,7 @@ def check_qdq_model(model: object) -> QdqReport:
         for name in node.output:
             producers[name] = node
 
-    def weight_users(node) -> list[tuple[object, int]]:
+    def weight_users(node) -> list[tuple[onnx.NodeProto, int]]:
         """The ops that read the weight this Q or DQ node quantizes (through the DQ after a Q)."""
         users = consumers.get(node.output[0], [])
         if node.op_type == "QuantizeLinear":

@@ -14,6 +14,7 @@ import hashlib
 import json
 import logging
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -68,7 +69,9 @@ def stale_reason(cache: Path, model_sha256: str, tensorrt_version: str, data_sha
     return None
 
 
-def make_entropy_calibrator(windows: WindowSet | None, cache: str | Path, model_sha256: str, batch: int = 1) -> object:
+def make_entropy_calibrator(
+    windows: WindowSet | None, cache_file: str | Path, model_sha256: str, batch: int = 1
+) -> Any:
     """An `IInt8EntropyCalibrator2` over `windows` in batches of `batch` (the profile's opt batch), with a keyed cache.
 
     The class is defined here, not at module level, because its base class comes from tensorrt, which is imported
@@ -84,7 +87,7 @@ def make_entropy_calibrator(windows: WindowSet | None, cache: str | Path, model_
             f"TensorRT {trt.__version__} has no implicit INT8 calibrator; build the Q/DQ model from "
             "`cpgait calibrate` instead"
         )
-    cache = Path(cache)
+    cache = Path(cache_file)
     version = str(trt.__version__)
     data_sha = windows_sha256(windows) if windows is not None else None
     stale = stale_reason(cache, model_sha256, version, data_sha)
@@ -92,7 +95,7 @@ def make_entropy_calibrator(windows: WindowSet | None, cache: str | Path, model_
         raise CpgaitError(
             f"{cache}: calibration cache unusable ({stale}); pass --data with sequence files to recalibrate"
         )
-    if stale and cache.is_file():
+    if stale and cache.is_file() and windows is not None:
         log.warning("%s: %s; recalibrating from %s", cache, stale, windows.origin)
     if windows is not None and len(windows) < batch:
         raise CpgaitError(f"{len(windows)} calibration window(s); a batch of {batch} is needed at least")
@@ -104,7 +107,7 @@ def make_entropy_calibrator(windows: WindowSet | None, cache: str | Path, model_
         else {k: (read_cache_key(cache) or {}).get(k) for k in ("data_sha256", "windows", "origin")}
     )
 
-    class EntropyCalibrator(trt.IInt8EntropyCalibrator2):
+    class EntropyCalibrator(trt.IInt8EntropyCalibrator2):  # type: ignore[name-defined]  # a runtime-imported base
         def __init__(self) -> None:
             trt.IInt8EntropyCalibrator2.__init__(self)
             self._feeds = iter(windows.batches(batch)) if windows is not None else iter(())
@@ -131,7 +134,7 @@ def make_entropy_calibrator(windows: WindowSet | None, cache: str | Path, model_
         def read_calibration_cache(self) -> bytes | None:
             return None if stale else cache.read_bytes()
 
-        def write_calibration_cache(self, data: object) -> None:
+        def write_calibration_cache(self, data: Any) -> None:
             blob = bytes(data)
             cache.parent.mkdir(parents=True, exist_ok=True)
             write_atomic(cache, blob)

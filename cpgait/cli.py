@@ -174,6 +174,9 @@ def run_command(
         help="Save the raw keypoints of every classified window in this "
         "folder (sequence files, size-bounded) to calibrate INT8 on this site's own data.",
     ),
+    triton_url: str = typer.Option(
+        None, "--triton-url", help="With --backend triton: the server, host:port (gRPC) or http://host:port."
+    ),
 ) -> None:
     """Camera or video -> pose -> walking subject -> gait features -> severity estimate, live.
 
@@ -196,6 +199,7 @@ def run_command(
         max_frames=max_frames,
         record=record,
         loop=loop,
+        triton_url=triton_url,
     )
     summary, contract = run_live(options)
     typer.echo(format_summary(summary, contract, source))
@@ -239,6 +243,50 @@ def pose_command(
         raise typer.Exit(EXIT_INCOMPLETE_SOURCE)
 
 
+@app.command("batch")
+def batch_command(
+    source: str = typer.Argument(..., help="A folder of videos or a CSV manifest (path, optional subject, label)."),
+    model: str = typer.Option(..., "--model", help="The classifier: an ONNX file carrying its model contract."),
+    out: str = typer.Option(..., "--out", help="Results folder (reused: finished videos are skipped)."),
+    pose: str = typer.Option("blazepose", "--pose", help="Pose model: blazepose or movenet."),
+    backend: str = typer.Option("ort-cpu", "--backend", help=f"Pose and classifier backend: {_RUNTIME_BACKENDS}."),
+    stride: int = typer.Option(None, "--stride", min=1, help="Classify every S model frames (default T/4)."),
+    address: str = typer.Option(
+        None, "--address", help="Ray cluster to join: auto or ray://host:10001 (default: a local Ray on this machine)."
+    ),
+    workers: int = typer.Option(None, "--workers", min=1, help="Pose workers (default: one per CPU of the cluster)."),
+    cpus: float = typer.Option(1.0, "--cpus-per-worker", help="CPUs each worker holds (its pose threads)."),
+    gpus: float = typer.Option(0.0, "--gpus-per-worker", help="GPUs each worker holds (with --backend ort-cuda/trt)."),
+    retries: int = typer.Option(2, "--retries", min=0, help="Retries of a video whose worker died."),
+) -> None:
+    """Many videos on Ray: per video `cpgait pose`'s sequence and `cpgait run`'s events, plus summary.csv."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from cpgait.batch.scheduler import PoolSettings, run_batch
+    from cpgait.batch.worker import BatchSettings
+    from cpgait.errors import check_outputs
+
+    check_outputs([source, model], [], False, folders=[out])  # a results folder is reused, never replaced
+
+    settings = BatchSettings(model=model, pose=pose, backend=backend, stride=stride)
+    pool = PoolSettings(address=address, workers=workers, cpus=cpus, gpus=gpus, retries=retries)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, transient=False) as bars:
+
+        class Bars:
+            def start(self, videos: int, frames: int) -> None:
+                self.videos = bars.add_task("videos", total=videos)
+                self.frames = bars.add_task("frames", total=frames)
+
+            def advance(self, videos: int, frames: int) -> None:
+                bars.advance(self.videos, videos)
+                bars.advance(self.frames, frames)
+
+        report = run_batch(source, settings, out, pool, progress=Bars())
+    typer.echo(report.format())
+    typer.echo(f"summary: {out}/summary.csv")
+
+
 @app.command("export")
 def export(
     checkpoint: str = typer.Argument(..., help="The checkpoint (.pt) to export."),
@@ -247,6 +295,13 @@ def export(
     no_simplify: bool = typer.Option(False, "--no-simplify", help="Skip the onnxslim graph simplification."),
     data: str = typer.Option(None, "--data", help="Sequence files for the parity check (default: random windows)."),
     fp16: bool = typer.Option(False, "--fp16", help="Also write model.fp16.onnx (FP16 inside, FP32 I/O) for GPUs."),
+    triton: str = typer.Option(None, "--triton", help="Also add the model to this Triton model repository folder."),
+    triton_backend: str = typer.Option(
+        "onnxruntime", "--triton-backend", help="Triton backend: onnxruntime, or python (ONNX Runtime in model.py)."
+    ),
+    triton_engine: str = typer.Option(
+        None, "--triton-engine", help="A TensorRT engine of this model (`cpgait build`): adds the plan variant."
+    ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing output files."),
 ) -> None:
     """Export a checkpoint to ONNX with its contract.
@@ -255,14 +310,21 @@ def export(
     """
     from cpgait.errors import check_outputs
     from cpgait.export.onnx_export import export_checkpoint
+    from cpgait.serve.triton_repo import TritonSettings
 
     check_outputs([checkpoint, data], [out], overwrite)
+    serving = TritonSettings(backend=triton_backend)  # checked before the export's work
     result = export_checkpoint(
         checkpoint, out, opset=opset, simplify=not no_simplify, data=data, fp16=fp16, overwrite=overwrite
     )
     typer.echo(f"{result.path}: {result.parity.summary()}")
     if result.fp16_path:
         typer.echo(f"{result.fp16_path}: FP16 variant, {result.fp16_parity.summary()}")
+    if triton:
+        from cpgait.serve.triton_repo import write_model_repository
+
+        for version in write_model_repository(result.path, triton, serving, engine=triton_engine):
+            typer.echo(f"{version}: Triton model version ({version.parent / 'config.pbtxt'})")
 
 
 @app.command("calibrate")

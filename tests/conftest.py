@@ -4,9 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 
 WINDOW = 32
+DEMO_CLIP = Path(__file__).resolve().parents[1] / ".cache" / "demo.mp4"
+STARTS = (100, 140)  # the walker crosses the demo clip from about frame 60 to 220
+CLIP_FRAMES = 60
 
 
 @pytest.fixture(scope="session")
@@ -43,3 +48,31 @@ def tiny_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("model") / "tiny.onnx"
     save_model(export_model(SeverityModel(config), contract, path), path)
     return path
+
+
+def _write(path: Path, frames: list[np.ndarray]) -> None:
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), 30.0, (frames[0].shape[1], frames[0].shape[0]))
+    for frame in frames:
+        writer.write(frame)
+    writer.release()
+
+
+@pytest.fixture(scope="session")
+def clips(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two walks cut from the demo clip at different starts (half size: same stages, less decoding), a clip
+    nobody walks in and a file that is no video."""
+    if not DEMO_CLIP.is_file():
+        pytest.fail(f"{DEMO_CLIP} is missing: `make .cache/demo.mp4` fetches it (`make test` does so first)")
+    folder = tmp_path_factory.mktemp("clips")
+    capture = cv2.VideoCapture(str(DEMO_CLIP))
+    frames = []
+    while len(frames) < max(STARTS) + CLIP_FRAMES:
+        ok, image = capture.read()
+        assert ok
+        frames.append(cv2.resize(image, (884, 496)))
+    capture.release()
+    for start in STARTS:
+        _write(folder / f"walk{start}.mp4", frames[start : start + CLIP_FRAMES])
+    _write(folder / "empty.mp4", [np.full_like(frames[0], 90)] * 15)
+    (folder / "broken.mp4").write_bytes(b"not a video")
+    return folder

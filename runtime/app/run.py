@@ -23,6 +23,7 @@ import numpy as np
 
 from cpgait.errors import CpgaitError, check_outputs
 from cpgait.runtime.backends.registry import RUNTIME_BACKENDS
+from cpgait.runtime.backends.triton_runner import TritonRunner
 from cpgait.runtime.core.contract import ModelContract
 from cpgait.runtime.live.capture import SourceSpec, open_source
 from cpgait.runtime.live.events import EventLog
@@ -32,6 +33,7 @@ from cpgait.runtime.live.pipeline import FrameReport, Pipeline, RunSummary, Timi
 from cpgait.runtime.live.recorder import WindowRecorder
 from cpgait.runtime.live.subject import SubjectPose
 from cpgait.runtime.pose.catalog import load_pose_model
+from cpgait.runtime.pose.interface import PoseModel
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -51,6 +53,7 @@ class RunOptions:
     stride: int | None = None
     max_frames: int | None = None
     record: str | None = None
+    triton_url: str | None = None
     loop: bool = False  # replay a video file endlessly, paced (a kiosk demo, a soak test)
 
     def __post_init__(self) -> None:
@@ -108,21 +111,28 @@ def stop_on_signals(stop: Callable[[], None]) -> Iterator[list[str]]:
 def run_live(
     options: RunOptions,
     on_report: Callable[[FrameReport, np.ndarray | None], None] | None = None,
+    pose: PoseModel | None = None,
     on_start: Callable[[Pipeline], None] | None = None,
 ) -> tuple[RunSummary, ModelContract]:
     """`cpgait run`: the whole loop on a source with overlay video, events and display as asked.
 
     Checks everything the user gave before the first frame (paths, model contract vs the graph and the pose layout,
-    display available). `on_report` also sees each overlay picture (None when nothing draws); `on_start` gets the
-    pipeline just before the first frame (to stop it from elsewhere, or watch its queues). SIGINT / SIGTERM end the
-    run cleanly (`stop_on_signals`, `exit_code`).
+    display available). `on_report` also sees each overlay picture (None when nothing draws). `pose` is
+    `options.pose` already loaded (a batch worker keeps one for many videos); by default it is loaded here.
+    `on_start` gets the pipeline just before the first frame (to stop it from elsewhere, or watch its queues).
+    SIGINT / SIGTERM end the run cleanly (`stop_on_signals`, `exit_code`).
     """
     check_paths(options)
     contract = ModelContract.from_onnx(options.model)
-    pose = load_pose_model(options.pose, options.pose_backend or options.backend)
+    if pose is None:
+        remote = RUNTIME_BACKENDS.get(options.backend).runner is TritonRunner  # pose stays on this machine
+        pose = load_pose_model(options.pose, options.pose_backend or ("ort-cpu" if remote else options.backend))
+    elif pose.name != options.pose:
+        raise CpgaitError(f"pose model {pose.name!r} given for a run with --pose {options.pose}")
     for pose_runner in pose.runners():  # load the pose networks now, not on the first frame (it would count as latency)
         pose_runner.activate()
-    runner = RUNTIME_BACKENDS.make_runner(options.model, options.backend)
+    server = {} if options.triton_url is None else {"url": options.triton_url}
+    runner = RUNTIME_BACKENDS.make_runner(options.model, options.backend, **server)
     session = GaitSession(contract, runner, stride=options.stride, where=str(options.model))
     layout_converter(pose.layout, contract, f"pose model {options.pose} (layout {pose.layout}) for {options.model}")
     if options.show:

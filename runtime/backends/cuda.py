@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ctypes
 from importlib import metadata
+from typing import Any
 
 import numpy as np
 
@@ -44,7 +45,7 @@ def cuda_check(result):
     return values[0] if len(values) == 1 else (tuple(values) or None)
 
 
-def stream_handle(stream: object) -> int:
+def stream_handle(stream: Any) -> int:
     """The `cudaStream_t` address TensorRT's `execute_async_v3` takes.
 
     cuda-bindings 13 deprecates `int(stream)` in favour of `cuda.bindings.utils.get_cuda_native_handle` (added in
@@ -98,7 +99,7 @@ class PinnedBuffer:
         if nbytes == 0:
             return np.empty(shape, dtype)
         raw = (ctypes.c_byte * nbytes).from_address(self.ptr)
-        return np.frombuffer(raw, dtype=dtype).reshape(shape)
+        return np.frombuffer(memoryview(raw), dtype=dtype).reshape(shape)
 
     def free(self) -> None:
         if self.ptr:

@@ -20,6 +20,7 @@ from cpgait.runtime.backends.cuda import cuda_unavailable
 from cpgait.runtime.backends.model_file import model_format
 from cpgait.runtime.backends.ort_runner import OnnxRuntimeRunner, OrtCudaRunner
 from cpgait.runtime.backends.runner import Runner
+from cpgait.runtime.backends.triton_runner import TritonRunner
 from cpgait.runtime.backends.trt_runner import TensorRTRunner
 
 DEVICES = ("cpu", "cuda")
@@ -153,6 +154,14 @@ RUNTIME_BACKENDS = Registry(
             ("engine", "onnx"),
             "TensorRT engine, or an ONNX built into one on first use",
             requires=(cuda_unavailable, _TENSORRT),
+        ),
+        Backend(
+            "triton",
+            TritonRunner,
+            "cpu",  # this machine's side: the server decides where the model runs
+            ("onnx",),
+            "the classifier on a Triton server (--triton-url), the ONNX file naming it and its contract",
+            requires=(module_missing("tritonclient", "pip install 'cpgait[serve]'"),),
         ),
     ]
 )

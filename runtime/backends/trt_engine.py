@@ -28,6 +28,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from cpgait.errors import CpgaitError
 from cpgait.runtime.backends.cuda import cuda_check, cuda_mismatch, cuda_runtime
@@ -195,7 +196,7 @@ def build_plan(precision: str, tensorrt_major: int, model_kind: str) -> BuildPla
     return BuildPlan(strongly_typed=False, builder_flags=(), needs_calibrator=False)
 
 
-def tensorrt_major(trt: object) -> int:
+def tensorrt_major(trt: Any) -> int:
     """Major version of an imported tensorrt module (or any object with `__version__`)."""
     version = str(getattr(trt, "__version__", ""))
     head = version.split(".")[0]
@@ -324,7 +325,7 @@ def timing_cache_path(out_dir: str | Path, device: DeviceInfo) -> Path:
     return Path(out_dir) / f"timing.{device.digest()}.cache"
 
 
-def attach_timing_cache(config: object, path: Path) -> bool:
+def attach_timing_cache(config: Any, path: Path) -> bool:
     """Give the builder the timing cache at `path`; a corrupt, truncated or foreign cache is reported and replaced
     by an empty one. Returns whether the builder has a timing cache at all."""
     blob = path.read_bytes() if path.is_file() else b""
@@ -338,7 +339,7 @@ def attach_timing_cache(config: object, path: Path) -> bool:
     return False
 
 
-def _set_timing_cache(config: object, blob: bytes) -> bool:
+def _set_timing_cache(config: Any, blob: bytes) -> bool:
     try:
         cache = config.create_timing_cache(blob)
     except (RuntimeError, TypeError, ValueError):  # the bindings raise on some malformed blobs
@@ -346,7 +347,7 @@ def _set_timing_cache(config: object, blob: bytes) -> bool:
     return cache is not None and bool(config.set_timing_cache(cache, ignore_mismatch=False))
 
 
-def save_timing_cache(config: object, path: Path) -> None:
+def save_timing_cache(config: Any, path: Path) -> None:
     """Write the builder's timing cache atomically; a missing cache or a failed write is only a warning (the engine
     is already in place)."""
     cache = config.get_timing_cache()
@@ -379,7 +380,7 @@ def build_engine(
     profile: Profile,
     out_dir: str | Path,
     workspace_mb: int = 1024,
-    calibrator: Callable[[int], object] | None = None,
+    calibrator: Callable[[int], Any] | None = None,
     overwrite: bool = False,
     require_contract: bool = True,
 ) -> Path:
@@ -440,7 +441,7 @@ def build_engine(
     config.add_optimization_profile(opt_profile)
     timing_path = timing_cache_path(out, device)
     timed = attach_timing_cache(config, timing_path)
-    calib = calibrator(profile.opt) if plan.needs_calibrator else None
+    calib = calibrator(profile.opt) if plan.needs_calibrator and calibrator is not None else None
     try:
         if calib is not None:
             config.int8_calibrator = calib

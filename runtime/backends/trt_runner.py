@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -47,11 +47,15 @@ class TensorRTRunner(Runner):
         self.profile = profile
         self.cache_dir = cache_dir
         self.engine_path: Path | None = None
-        self._cudart = None
-        self._stream = None
+        # TensorRT and cuda-python objects: those libraries ship no type information here
+        self._cudart: Any = None
+        self._stream: Any = None
         self._buffers: dict[str, DeviceBuffer] = {}
         self._host: dict[str, PinnedBuffer] = {}
-        self._context = self._engine = self._runtime = None
+        self._context: Any = None
+        self._engine: Any = None
+        self._runtime: Any = None
+        self._output_dtypes: dict[str, np.dtype] = {}
 
     def _activate(self) -> None:
         try:
@@ -150,7 +154,8 @@ class TensorRTRunner(Runner):
         """Free every buffer and the stream, then drop TensorRT's objects (context before engine before runtime);
         safe after a partial activation, and every step runs even when one fails."""
         failures = []
-        for buf in [*self._buffers.values(), *self._host.values()]:
+        buffers: list[DeviceBuffer | PinnedBuffer] = [*self._buffers.values(), *self._host.values()]
+        for buf in buffers:
             try:
                 buf.free()
             except RuntimeError as exc:
