@@ -115,6 +115,9 @@ bench: $(STAMP) $(DEMO_CLIP)
 	$(BIN)/cpgait-bench pipeline $(DEMO_CLIP) --model reference --live --overwrite \
 		--json $(BENCH_OUT)/pipeline-live-cpu.json --md $(BENCH_OUT)/pipeline-live-cpu.md \
 		--png $(BENCH_OUT)/pipeline-live-cpu.png
+	$(BIN)/cpgait-bench pipeline $(DEMO_CLIP) --model reference --pose blazepose-lite --overwrite \
+		--json $(BENCH_OUT)/pipeline-lite-cpu.json --md $(BENCH_OUT)/pipeline-lite-cpu.md
+	$(BIN)/cpgait-bench pose $(DEMO_CLIP) --overwrite --json $(BENCH_OUT)/pose-cpu.json --md $(BENCH_OUT)/pose-cpu.md
 
 clean:
 	rm -rf $(VENV) build *.egg-info

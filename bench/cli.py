@@ -136,7 +136,7 @@ def model(
 def pipeline(
     source: str = typer.Argument(..., help="Video file, camera index, RTSP/HTTP URL or GStreamer pipeline."),
     model: str = typer.Option(..., "--model", help="The ONNX classifier (or `reference`)."),
-    pose: str = typer.Option("blazepose", help="Pose model: blazepose or movenet."),
+    pose: str = typer.Option("blazepose", help="Pose model: blazepose, blazepose-lite or movenet."),
     backend: str = typer.Option(
         "ort-cpu", help="Runner for the pose models and the classifier: ort-cpu, ort-cuda or trt."
     ),
@@ -147,6 +147,12 @@ def pipeline(
         "the loop cannot keep up with are dropped).",
     ),
     frames: int | None = typer.Option(None, help="Stop after this many frames."),
+    pose_threads: int | None = typer.Option(
+        None,
+        "--pose-threads",
+        min=1,
+        help="Intra-op threads of the pose networks (default: all on 1-2 cores, else all but one).",
+    ),
     json_out: Path | None = _OUT["json_out"],
     md: Path | None = _OUT["md"],
     png: Path | None = _OUT["png"],
@@ -161,7 +167,14 @@ def pipeline(
 
     check_outputs([json_out, md, png], overwrite, compare, regression, "pipeline")
     report = run_pipeline_bench(
-        source, model, pose, backend, live, frames, progress=lambda message: typer.echo(message, err=True)
+        source,
+        model,
+        pose,
+        backend,
+        live,
+        frames,
+        progress=lambda message: typer.echo(message, err=True),
+        pose_threads=pose_threads,
     )
     raise typer.Exit(emit(report, json_out, md, png, compare, regression, overwrite))
 
@@ -207,6 +220,40 @@ def soak(
     typer.echo("soak PASS")
 
 
+def pose(
+    video: str = typer.Argument(..., help="A clip of one person walking in side view (e.g. .cache/demo.mp4)."),
+    options: str = typer.Option(
+        "blazepose,blazepose-lite,movenet",
+        "--pose",
+        help="Comma-separated pose options: names (blazepose, blazepose-lite, movenet) or BlazePose landmark "
+        ".onnx files (e.g. an INT8 one). The FP32 full model (blazepose) is the reference and always runs.",
+    ),
+    backend: str = typer.Option("ort-cpu", help="Runner for the pose models."),
+    pose_threads: int | None = typer.Option(
+        None,
+        "--pose-threads",
+        min=1,
+        help="Intra-op threads of the pose networks (default: all on 1-2 cores, else all but one).",
+    ),
+    json_out: Path | None = _OUT["json_out"],
+    md: Path | None = _OUT["md"],
+    overwrite: bool = _OUT["overwrite"],
+) -> None:
+    """Every pose option side by side against the FP32 full BlazePose: speed, keypoint error, walker tracking,
+    cadence and knee range of motion on the clip (what accepts a pose option for the kiosk)."""
+    from cpgait.bench.pose import run_pose_bench, to_markdown, write
+    from cpgait.errors import refuse_overwrite
+
+    for path in (json_out, md):
+        if path is not None:
+            refuse_overwrite(path, overwrite)
+    names = [o.strip() for o in options.split(",") if o.strip()]
+    report = run_pose_bench(video, names, backend, pose_threads, progress=lambda message: typer.echo(message, err=True))
+    typer.echo(to_markdown(report))
+    write(report, json_out, md, overwrite)
+
+
+@app.command()
 def batch(
     video: str = typer.Argument(..., help="The video to cut the clips from (e.g. .cache/demo.mp4)."),
     model: str = typer.Option(..., "--model", help="The ONNX classifier."),

@@ -9,7 +9,12 @@ Passes over the same frames, back to back:
 2. the loop exactly as `cpgait run` runs it (`cpgait.runtime.live.pipeline.run_live`: capture, pose + tracking and the
    temporal stage in threads, the overlay drawn but not written); stage times come from the pipeline's own
    per-frame timings, end-to-end latency is from the frame's capture to its result reaching the caller.
-Both passes build their models the way `cpgait run` does (ONNX Runtime's default thread count: the physical cores).
+Both passes build their models the way `cpgait run` does, with its thread budget
+(`cpgait.runtime.live.thread_budget`: the pose networks get all cores on 1-2 cores, else all but one, unless
+`--pose-threads` says otherwise).
+Next to the stages' wall times, the report's `cpu_time` holds the CPU time of the thread that ran the decode, the
+person search, the pose call and the classifier: wall time well above CPU time is time spent waiting for a core.
+A pose model that cannot feed the classifier (MoveNet has no heel and toe points) is refused before any pass.
 Frames/s is the steady state after the first `WARMUP_FRAMES` results (the first calls pay for session set-up).
 The loop reaching the bound means everything that is not pose inference is overlapped or negligible.
 """
@@ -25,12 +30,14 @@ import numpy as np
 
 from cpgait.bench.environment import CpuMeter, describe
 from cpgait.bench.results import SCHEMA_VERSION, StageResult
-from cpgait.bench.timing import LatencyStats, default_threads, percentiles_ms
+from cpgait.bench.timing import LatencyStats, percentiles_ms
 from cpgait.errors import CpgaitError
 from cpgait.runtime.backends.registry import RUNTIME_BACKENDS
+from cpgait.runtime.live.thread_budget import ThreadBudget
 
 if TYPE_CHECKING:
     from cpgait.runtime.live.pipeline import FrameReport
+    from cpgait.runtime.pose.interface import PoseModel
 
 # Per-frame stages of the pipeline's timings, in pipeline order ("pose" is the sum of the pose_* stages and
 # "latency" is the end-to-end figure, so neither is a stage of its own here)
@@ -48,6 +55,7 @@ STAGES = (
 )
 WARMUP_FRAMES = 5  # results left out of the steady-state frames/s
 WARMUP_CALLS = 3  # untimed pose calls on the first frame before the pose-only pass
+CPU_STAGES = ("decode", "detector", "pose", "classifier")  # stages whose thread CPU time the loop records
 
 
 def _classifier_path(model: str) -> Path:
@@ -66,14 +74,12 @@ def _classifier_path(model: str) -> Path:
     return path
 
 
-def _pose_only_pass(source: str, pose_name: str, backend: str, frames: int | None) -> tuple[LatencyStats, float, int]:
+def _pose_only_pass(source: str, pose: PoseModel, frames: int | None) -> tuple[LatencyStats, float, int]:
     """Time the subject stage alone on each decoded frame; returns the stats of person-search + pose time per frame
     (after warming the pose model up on the first frame), the bound in frames/s and the frame count."""
     from cpgait.runtime.live.capture import open_source
     from cpgait.runtime.live.subject import SubjectPose
-    from cpgait.runtime.pose.catalog import load_pose_model
 
-    pose = load_pose_model(pose_name, backend)
     per_frame: list[int] = []
     with open_source(source, paced=False, max_frames=frames) as src:
         stage = SubjectPose(pose, src.size, pose.layout)
@@ -99,6 +105,7 @@ def run_pipeline_bench(
     live: bool = False,
     frames: int | None = None,
     progress: Callable[[str], None] = lambda message: None,
+    pose_threads: int | None = None,
 ) -> dict:
     """Both passes over SOURCE; returns the report (schema kind "pipeline")."""
     if backend not in RUNTIME_BACKENDS:
@@ -107,11 +114,19 @@ def run_pipeline_bench(
         raise CpgaitError(f"--frames {frames}: expected at least 1")
     classifier = _classifier_path(model)
     from cpgait.runtime.app.run import RunOptions, run_live
+    from cpgait.runtime.core.contract import ModelContract
+    from cpgait.runtime.live.pipeline import layout_converter
+    from cpgait.runtime.pose.catalog import load_pose_model
 
+    budget = ThreadBudget.auto(pose=pose_threads)
+    layout = load_pose_model(pose, backend).layout  # builds no session: a pose model loads its networks on first use
+    layout_converter(layout, ModelContract.from_onnx(classifier), f"--pose {pose} (layout {layout}) for {classifier}")
+    budget.apply_opencv()
     environment = describe()
 
     progress(f"pass 1/3: {pose} alone over the frames of {source}")
-    before = _pose_only_pass(source, pose, backend, frames)
+    pose_options = budget.runner_options(backend, "pose")
+    before = _pose_only_pass(source, load_pose_model(pose, backend, **pose_options), frames)
 
     progress(f"pass 2/3: the loop of `cpgait run` ({'live: paced at the source fps' if live else 'every frame'})")
     rows: list[dict[str, int]] = []
@@ -122,14 +137,20 @@ def run_pipeline_bench(
         rows.append(dict(report.timings_ns))
 
     options = RunOptions(
-        source=str(source), model=str(classifier), pose=pose, backend=backend, paced=live, max_frames=frames
+        source=str(source),
+        model=str(classifier),
+        pose=pose,
+        backend=backend,
+        paced=live,
+        max_frames=frames,
+        pose_threads=budget.pose,
     )
     with CpuMeter() as cpu:
         summary, _ = run_live(options, on_report=record)
     if not rows:
         raise CpgaitError(f"{source}: the pipeline produced no frame")
     progress(f"pass 3/3: {pose} alone again")
-    after = _pose_only_pass(source, pose, backend, frames)
+    after = _pose_only_pass(source, load_pose_model(pose, backend, **pose_options), frames)
     pose_stats, bound_fps, pose_frames = max(before, after, key=lambda p: p[1])
 
     latency_ms = np.array([r["latency"] for r in rows], dtype=np.float64) / 1e6
@@ -145,7 +166,8 @@ def run_pipeline_bench(
             "backend": backend,
             "live": live,
             "frames": frames,
-            "threads": default_threads(),  # ONNX Runtime's own default, which `cpgait run` keeps
+            "threads": budget.pose,  # intra-op threads of the pose networks (the thread budget's, as `cpgait run`)
+            "thread_budget": budget.describe(),
             "warmup_frames": WARMUP_FRAMES,
             "windows_classified": summary.windows,
             "statuses": summary.statuses,
@@ -156,6 +178,7 @@ def run_pipeline_bench(
         "per-frame timings",
         "cpu": vars(cpu.result),
         "stages": [s.to_dict() for s in _stage_results(rows)],
+        "cpu_time": _cpu_time(rows),
         "end_to_end": {
             "latency": vars(LatencyStats.from_ms(latency_ms)),
             "percentiles_ms": percentiles_ms(latency_ms),
@@ -181,6 +204,27 @@ def _steady_fps(arrivals: list[int], wall_s: float) -> float:
         if span > 0:
             return (len(arrivals) - 1 - WARMUP_FRAMES) / span
     return len(arrivals) / wall_s if wall_s > 0 else 0.0
+
+
+def _cpu_time(rows: list[dict[str, int]]) -> list[dict[str, float | int | str]]:
+    """Wall and thread CPU time (p50 and mean ms, over the frames where the stage ran) of `CPU_STAGES`."""
+    out: list[dict[str, float | int | str]] = []
+    for stage in CPU_STAGES:
+        wall = np.array([r.get(stage, 0) for r in rows], dtype=np.float64) / 1e6
+        cpu = np.array([r.get(f"{stage}_cpu", 0) for r in rows], dtype=np.float64) / 1e6
+        ran = wall > 0
+        if ran.any():
+            out.append(
+                {
+                    "stage": stage,
+                    "frames": int(ran.sum()),
+                    "wall_p50_ms": round(float(np.median(wall[ran])), 4),
+                    "cpu_p50_ms": round(float(np.median(cpu[ran])), 4),
+                    "wall_mean_ms": round(float(wall[ran].mean()), 4),
+                    "cpu_mean_ms": round(float(cpu[ran].mean()), 4),
+                }
+            )
+    return out
 
 
 def _stage_results(rows: list[dict[str, int]]) -> list[StageResult]:

@@ -201,4 +201,18 @@ def to_markdown(report: dict) -> str:
         lines += ["", "Not run here:", ""] + [f"- {line}" for line in not_run(report)]
     if not model:
         lines += ["", _pipeline_summary(report) + "."]
+        if report.get("cpu_time"):
+            lines += [
+                "",
+                "Wall vs CPU time of the thread that ran each stage (ms, over the frames where it ran; "
+                "wall above CPU = waiting for a core):",
+                "",
+                "| stage | wall p50 | CPU p50 | wall mean | CPU mean | n frames |",
+                "|---|---:|---:|---:|---:|---:|",
+            ]
+            lines += [
+                f"| {c['stage']} | {_f(c['wall_p50_ms'])} | {_f(c['cpu_p50_ms'])} | {_f(c['wall_mean_ms'])} | "
+                f"{_f(c['cpu_mean_ms'])} | {c['frames']} |"
+                for c in report["cpu_time"]
+            ]
     return "\n".join(lines) + "\n"

@@ -32,6 +32,7 @@ from cpgait.runtime.live.overlay import SYNTHETIC_NOTE, Overlay, OverlayVideo, f
 from cpgait.runtime.live.pipeline import FrameReport, Pipeline, RunSummary, TimingLog, layout_converter
 from cpgait.runtime.live.recorder import WindowRecorder
 from cpgait.runtime.live.subject import SubjectPose
+from cpgait.runtime.live.thread_budget import ThreadBudget
 from cpgait.runtime.pose.catalog import load_pose_model
 from cpgait.runtime.pose.interface import PoseModel
 
@@ -53,11 +54,12 @@ class RunOptions:
     stride: int | None = None
     max_frames: int | None = None
     record: str | None = None
+    pose_threads: int | None = None  # intra-op threads of the pose networks; default: the thread budget's
     triton_url: str | None = None
     loop: bool = False  # replay a video file endlessly, paced (a kiosk demo, a soak test)
 
     def __post_init__(self) -> None:
-        for name in ("stride", "max_frames"):
+        for name in ("stride", "max_frames", "pose_threads"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise CpgaitError(f"{name.replace('_', '-')} is {value}; expected at least 1")
@@ -124,15 +126,20 @@ def run_live(
     """
     check_paths(options)
     contract = ModelContract.from_onnx(options.model)
+    budget = ThreadBudget.auto(pose=options.pose_threads)
+    budget.apply_opencv()
     if pose is None:
         remote = RUNTIME_BACKENDS.get(options.backend).runner is TritonRunner  # pose stays on this machine
-        pose = load_pose_model(options.pose, options.pose_backend or ("ort-cpu" if remote else options.backend))
+        pose_backend = options.pose_backend or ("ort-cpu" if remote else options.backend)
+        pose = load_pose_model(options.pose, pose_backend, **budget.runner_options(pose_backend, "pose"))
     elif pose.name != options.pose:
         raise CpgaitError(f"pose model {pose.name!r} given for a run with --pose {options.pose}")
     for pose_runner in pose.runners():  # load the pose networks now, not on the first frame (it would count as latency)
         pose_runner.activate()
     server = {} if options.triton_url is None else {"url": options.triton_url}
-    runner = RUNTIME_BACKENDS.make_runner(options.model, options.backend, **server)
+    runner = RUNTIME_BACKENDS.make_runner(
+        options.model, options.backend, **server, **budget.runner_options(options.backend, "classifier")
+    )
     session = GaitSession(contract, runner, stride=options.stride, where=str(options.model))
     layout_converter(pose.layout, contract, f"pose model {options.pose} (layout {pose.layout}) for {options.model}")
     if options.show:

@@ -37,11 +37,15 @@ class OnnxRuntimeRunner(Runner):
         model: str | Path | bytes,
         providers: Sequence[str | tuple[str, dict]] = ("CPUExecutionProvider",),
         threads: int | None = None,
+        spinning: bool = True,
     ) -> None:
         super().__init__()
         self.model = model
         self.providers = list(providers)
         self.threads = threads
+        # False: intra-op threads sleep between calls instead of spin-waiting, which would take cores from the
+        # other stages of the live loop (see cpgait.runtime.live.thread_budget)
+        self.spinning = spinning
         self.session: ort.InferenceSession | None = None
 
     def _activate(self) -> None:
@@ -53,6 +57,8 @@ class OnnxRuntimeRunner(Runner):
         if self.threads:
             options.intra_op_num_threads = self.threads
             options.inter_op_num_threads = 1
+        if not self.spinning:
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         model = self.model if isinstance(self.model, bytes) else str(self.model)
         try:
             session = ort.InferenceSession(model, sess_options=options, providers=self.providers)

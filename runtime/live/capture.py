@@ -46,6 +46,7 @@ class Frame:
     image: np.ndarray
     captured_ns: int
     decode_ns: int = 0  # time spent reading/decoding this frame
+    decode_cpu_ns: int = 0  # CPU time of the reading thread meanwhile (FFmpeg's own decoder threads not included)
 
     def __post_init__(self) -> None:
         if self.image.ndim != 3 or self.image.shape[2] != 3 or self.image.dtype != np.uint8:
@@ -283,12 +284,12 @@ class FileSource(VideoSource):
         index = 0
         try:
             while not self._stop.is_set() and (self.max_frames is None or index < self.max_frames):
-                t0 = time.perf_counter_ns()
+                t0, c0 = time.perf_counter_ns(), time.thread_time_ns()
                 image = self._reader.read()
                 if image is None:
                     break
                 now = time.perf_counter_ns()
-                frame = Frame(index, index / self.fps, image, now, now - t0)
+                frame = Frame(index, index / self.fps, image, now, now - t0, time.thread_time_ns() - c0)
                 self.stats.frames_read += 1
                 while not self._stop.is_set():
                     try:
@@ -460,7 +461,7 @@ class LiveSource(VideoSource):
         index = 0
         try:
             while not self._stop.is_set():
-                t0 = time.perf_counter_ns()
+                t0, c0 = time.perf_counter_ns(), time.thread_time_ns()
                 image = self._reader.read()
                 if image is None:
                     finished = self._reader.finished
@@ -477,7 +478,8 @@ class LiveSource(VideoSource):
                 self.stats.frames_read += 1
                 now = time.perf_counter_ns()
                 decode = now - t0 - getattr(self._reader, "last_wait_ns", 0)
-                self._publish(Frame(index, time.monotonic() - self._t0, image, now, decode))
+                cpu = time.thread_time_ns() - c0
+                self._publish(Frame(index, time.monotonic() - self._t0, image, now, decode, cpu))
                 index += 1
         except Exception as exc:  # a driver error must not look like the end of the stream
             self._failure = exc

@@ -264,7 +264,7 @@ class GaitSession:
         self._since += 1
         t0 = time.perf_counter_ns()
         self.features.push(kp)
-        self.last_timings_ns = {"features": time.perf_counter_ns() - t0, "classifier": 0}
+        self.last_timings_ns = {"features": time.perf_counter_ns() - t0, "classifier": 0, "classifier_cpu": 0}
         if self._count < self.contract.window or self._since < self.stride:
             return None
         fraction = float(self._valid.mean())
@@ -287,9 +287,10 @@ class GaitSession:
         finally:
             self.last_timings_ns["features"] += time.perf_counter_ns() - t0
         feed = {name: inputs[name][None] for name in self.contract.input_names}
-        t0 = time.perf_counter_ns()
+        t0, c0 = time.perf_counter_ns(), time.thread_time_ns()
         outputs = self.runner.infer(feed)
         self.last_timings_ns["classifier"] = time.perf_counter_ns() - t0
+        self.last_timings_ns["classifier_cpu"] = time.thread_time_ns() - c0
         logits = np.asarray(outputs[self.contract.output_name], dtype=np.float64).reshape(-1)
         if logits.shape != (len(self.contract.class_names),):
             raise CpgaitError(

@@ -16,6 +16,9 @@ detection while searching), pose_preprocess / pose_detector / pose_landmarks / p
 model), pose (the whole pose call), tracking (tracker, crop, clean-up and smoothing), features (resampling, ring
 buffer, incremental gait features), classifier (runner.infer, 0 on frames without a window), drawing (overlay and
 output, filled in by the caller), latency (from the frame's capture to its report reaching the caller).
+Next to those wall times, decode_cpu / detector_cpu / pose_cpu / classifier_cpu are the CPU time of the thread that
+ran the stage meanwhile (`time.thread_time_ns`; ONNX Runtime's other intra-op threads not included): with one
+intra-op thread, wall time well above CPU time means the stage waited for a core (contention).
 """
 
 from __future__ import annotations
@@ -71,6 +74,10 @@ class TimingLog:
         "classifier",
         "drawing",
         "latency",
+        "decode_cpu",
+        "detector_cpu",
+        "pose_cpu",
+        "classifier_cpu",
     )
 
     def __init__(self, capacity: int = TIMING_CAPACITY) -> None:
@@ -251,7 +258,7 @@ class Pipeline:
         self._end(self._q_out, end)
 
     def _temporal(self, sf: SubjectFrame) -> FrameReport:
-        timings = {"decode": sf.frame.decode_ns, **sf.timings_ns}
+        timings = {"decode": sf.frame.decode_ns, "decode_cpu": sf.frame.decode_cpu_ns, **sf.timings_ns}
         subject_id = None if sf.subject is None else sf.subject.track_id
         ended = None
         if subject_id != self._subject_id:
@@ -269,11 +276,12 @@ class Pipeline:
         if subject_id is not None:
             t0 = time.perf_counter_ns()
             failed_before = sum(self.session.failures_total.values())
-            classifier = 0
+            classifier = classifier_cpu = 0
             kp = sf.keypoints if sf.keypoints is not None and sf.status in MEASURED else _missing_like(sf)
             for t, model_kp in self.resampler.push(sf.frame.timestamp, self.convert(kp)):
                 result = self.session.push(t, model_kp)
                 classifier += self.session.last_timings_ns.get("classifier", 0)
+                classifier_cpu += self.session.last_timings_ns.get("classifier_cpu", 0)
                 if result is not None:
                     window = result
                     self.windows += 1
@@ -281,6 +289,7 @@ class Pipeline:
                         self.recorder(self.session.window_keypoints())
             timings["features"] = time.perf_counter_ns() - t0 - classifier
             timings["classifier"] = classifier
+            timings["classifier_cpu"] = classifier_cpu
             if sum(self.session.failures_total.values()) != failed_before:
                 failure = self.session.last_failure
         return FrameReport(sf, window, self.session.estimate(), timings, ended, failure)

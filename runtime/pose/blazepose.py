@@ -1,4 +1,4 @@
-"""MediaPipe BlazePose (detector + full landmark model) re-implemented in numpy/OpenCV around two ONNX models.
+"""MediaPipe BlazePose (detector + full or lite landmark model) re-implemented in numpy/OpenCV around two ONNX models.
 
 The stages follow MediaPipe 0.10's pose graphs (modules/pose_detection, modules/pose_landmark), so the result matches
 `mp.solutions.pose` (tests/runtime/test_pose.py checks it on an OpenCV sample still):
@@ -95,15 +95,18 @@ class PoseDetection:
         """The landmark model's region for this person."""
         return alignment_roi(self.keypoints[0], self.keypoints[1])
 
-    def shifted(self, dx: float, dy: float) -> PoseDetection:
-        """This detection in the whole image, when it was found in a crop whose top-left corner is at (dx, dy)."""
-        x0, y0, x1, y1 = self.box
-        f0, g0, f1, g1 = self.face_box
+    def shifted(self, dx: float, dy: float, scale: float = 1.0) -> PoseDetection:
+        """This detection in the whole image, when it was found in a crop whose top-left corner is at (dx, dy) of
+        the whole image, cut from a copy of the image resized by `scale`."""
+        if not scale > 0:
+            raise ValueError(f"detection scale {scale}; expected > 0")
+        x0, y0, x1, y1 = (v / scale for v in self.box)
+        f0, g0, f1, g1 = (v / scale for v in self.face_box)
         return PoseDetection(
             self.score,
             (x0 + dx, y0 + dy, x1 + dx, y1 + dy),
             (f0 + dx, g0 + dy, f1 + dx, g1 + dy),
-            (self.keypoints + np.array([dx, dy], dtype=np.float32)).astype(np.float32),
+            (self.keypoints / scale + np.array([dx, dy], dtype=np.float32)).astype(np.float32),
         )
 
 
@@ -175,7 +178,8 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 class BlazePose:
     """Callable BlazePose: `pose(image_bgr) -> PoseResult | None` (33 points, layout blazepose33, image pixels).
 
-    `make_runner` builds a Runner for each model file (ONNX Runtime on the CPU by default). With `tracking`, the
+    `make_runner` builds a Runner for each model file (ONNX Runtime on the CPU by default); `landmarks` picks
+    another landmark model of the same interface (the lite one: `name` "blazepose-lite"). With `tracking`, the
     next call's region comes from this call's landmarks (for video); `reset()` forgets it (e.g. between clips).
     `last_timings_ms` holds the last call's preprocess / detector / landmarks / postprocess times in ms (detector 0
     when tracking skipped it) and `last_used_detector` whether the detector ran.
@@ -183,6 +187,7 @@ class BlazePose:
 
     name = "blazepose"
     layout = "blazepose33"
+    detector_size = DETECTOR_SIZE
 
     def __init__(
         self,
@@ -193,7 +198,9 @@ class BlazePose:
         min_detection_score: float = 0.5,
         min_tracking_score: float = 0.5,
         nms_iou: float = 0.3,
+        name: str = "blazepose",
     ) -> None:
+        self.name = name
         self.detector = make_runner(detector or asset("blazepose_detector"))
         self.landmarks = make_runner(landmarks or asset("blazepose_landmarks_full"))
         self.tracking = tracking

@@ -41,8 +41,9 @@ class Detection(Protocol):
     def box(self) -> tuple[float, float, float, float]:  # x0, y0, x1, y1
         ...
 
-    def shifted(self, dx: float, dy: float) -> Detection:
-        """The same detection in the whole image, when it was found in a crop whose top-left corner is (dx, dy)."""
+    def shifted(self, dx: float, dy: float, scale: float = 1.0) -> Detection:
+        """The same detection in the whole image, when it was found in a crop whose top-left corner is (dx, dy) of
+        the whole image, cut from a copy of the image resized by `scale` (whole = crop / scale + (dx, dy))."""
         ...
 
 
@@ -51,6 +52,7 @@ class PoseModel(Protocol):
 
     name: str
     layout: str
+    detector_size: int | None  # side of the person detector's square input; None for a model without a detector
     last_timings_ms: dict[str, float]  # the last call's time per stage of `STAGES`, in ms
 
     def runners(self) -> list[Runner]:

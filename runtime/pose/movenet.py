@@ -71,6 +71,7 @@ class MoveNet:
 
     name = "movenet"
     layout = "coco17"
+    detector_size = None  # one whole-frame pose, no separate person detector
 
     def __init__(
         self,

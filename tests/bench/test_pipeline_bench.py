@@ -49,6 +49,12 @@ def test_pipeline_report_times_every_frame_and_validates(clip: Path, tmp_path: P
     assert sum(s["share"] for s in report["stages"]) == pytest.approx(1.0, abs=1e-3)
     assert report["efficiency"] == pytest.approx(e2e["fps"] / report["pose_bound"]["fps"], rel=1e-2)
     assert "pose model alone (bound)" in to_markdown(report)
+    cpu = {c["stage"]: c for c in report["cpu_time"]}
+    assert {"decode", "detector"} <= set(cpu) and cpu["detector"]["frames"] == stages["detector"]["latency"]["n"]
+    for c in cpu.values():  # one thread's CPU time cannot exceed the wall time it ran for
+        assert 0 < c["cpu_mean_ms"] <= c["wall_mean_ms"] * 1.01 + 0.01, c
+    assert "Wall vs CPU time" in to_markdown(report)
+    assert report["settings"]["threads"] >= 1 and "no spin-waiting" in report["settings"]["thread_budget"]
     faster = copy.deepcopy(report)
     faster["end_to_end"]["fps"] *= 2  # a fabricated earlier run with twice the throughput
     flagged = [(c.item, c.metric) for c in compare(report, faster, 0.10) if c.regression]
@@ -73,6 +79,8 @@ def test_live_mode_accounts_for_every_source_frame(clip: Path, tmp_path: Path) -
         (["pipeline", "{clip}", "--model", "{model}", "--backend", "tpu"], "--backend 'tpu'"),
         (["pipeline", "{clip}", "--model", "{model}", "--pose", "openpose"], "pose model 'openpose'"),
         (["pipeline", "{clip}", "--model", "{model}", "--frames", "0"], "--frames 0"),
+        (["pipeline", "{clip}", "--model", "reference", "--pose", "movenet"], "needs heel and toe points"),
+        (["pipeline", "{clip}", "--model", "{model}", "--pose-threads", "0"], "--pose-threads"),
         (
             ["pipeline", "{clip}", "--model", "{model}", "--compare", "{model_report}"],
             "a model report; --compare needs a pipeline report",

@@ -207,6 +207,7 @@ class FakePose:
 
     layout = "coco17"
     name = "fake"
+    detector_size = None
 
     def __init__(self, fail_at: int | None = None, trouble: dict[int, str] | None = None) -> None:
         self.fail_at = fail_at
@@ -581,3 +582,19 @@ def test_ctrl_c_ends_the_run_with_a_summary(tmp_path: Path) -> None:
     summary = pipeline.run(interrupt_at_ten)
     assert summary.frames == 10 and sum(summary.statuses.values()) >= 10
     assert not any(t.name.startswith("cpgait-") and t.is_alive() for t in threading.enumerate())
+
+
+def test_a_detection_in_a_scaled_tile_moves_back_to_full_resolution_pixels() -> None:
+    from cpgait.runtime.pose.blazepose import PoseDetection
+
+    det = PoseDetection(
+        0.9,
+        (10.0, 20.0, 110.0, 220.0),
+        (40.0, 20.0, 60.0, 40.0),
+        np.array([[60, 120], [60, 20], [60, 60], [60, 10]], dtype=np.float32),
+    )
+    moved = det.shifted(700, 0, scale=0.25)  # found in a tile at x 700 of a frame scaled to a quarter
+    assert moved.box == (740.0, 80.0, 1140.0, 880.0) and moved.face_box == (860.0, 80.0, 940.0, 160.0)
+    assert moved.roi().size == pytest.approx(4 * det.roi().size)
+    with pytest.raises(ValueError, match="scale"):
+        det.shifted(0, 0, scale=0)

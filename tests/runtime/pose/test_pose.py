@@ -167,3 +167,17 @@ def test_load_pose_model_by_name_backend_or_factory(image: np.ndarray) -> None:
     assert made == ["blazepose_detector.onnx", "blazepose_landmarks_full.onnx"]
     with pytest.raises(CpgaitError, match="expected one of"):
         load_pose_model("openpose")
+
+
+def test_blazepose_lite_finds_the_same_points_as_the_full_model(
+    blazepose: BlazePose, image: np.ndarray, reference: np.ndarray
+) -> None:
+    lite = load_pose_model("blazepose-lite")
+    assert lite.name == "blazepose-lite" and lite.layout == "blazepose33"
+    got, full = lite(image), blazepose(image)
+    assert got is not None and full is not None
+    visible = reference[:, 2] > 0.5
+    height = float(np.ptp(reference[visible, 1]))
+    # another network, the same points: within 5 % of the player's height of the full model's (measured ~2 %)
+    error = np.hypot(*(got.keypoints[visible, :2] - full.keypoints[visible, :2]).T)
+    assert np.median(error) < 0.05 * height, error
