@@ -147,23 +147,24 @@ def run_live(
     source = open_source(options.source, paced=options.paced, max_frames=options.max_frames, loop=options.loop)
     video = events = None
     try:
+        recorder = None
+        if options.record is not None:
+            recorder = WindowRecorder(
+                options.record,
+                contract.layout,
+                contract.fps,
+                source.size,
+                source=f"recorded by `cpgait run` from {options.source}",
+            )
         video = OverlayVideo(options.out, source.fps, options.overwrite) if options.out else None
         events = EventLog(options.events, options.overwrite) if options.events else None
     except CpgaitError:
         source.close()
-        if video is not None:
-            video.discard()
+        for output in (video, events):
+            if output is not None:
+                output.discard()
         raise
     overlay = Overlay(contract.class_names, contract.synthetic) if (video or options.show or on_report) else None
-    recorder = None
-    if options.record is not None:
-        recorder = WindowRecorder(
-            options.record,
-            contract.layout,
-            contract.fps,
-            source.size,
-            source=f"recorded by `cpgait run` from {options.source}",
-        )
     pipeline = Pipeline(source, SubjectPose(pose, source.size, pose.layout), session, recorder=recorder)
     last_subject: list[int | None] = [None]
     gaps_reported = [0]
