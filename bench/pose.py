@@ -18,10 +18,14 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from cpgait.errors import CpgaitError, refuse_overwrite
+
+if TYPE_CHECKING:
+    from cpgait.runtime.pose.interface import PoseModel
 
 REFERENCE = "blazepose"
 CADENCE_TOL = 2.0  # steps/min
@@ -29,7 +33,7 @@ KNEE_ROM_TOL = 3.0  # degrees
 MIN_TRACKED = 0.9  # of the reference's measured frames
 
 
-def _option(spec: str, backend: str, threads_options: dict[str, object]) -> tuple[str, Callable[[], object]]:
+def _option(spec: str, backend: str, threads_options: dict[str, object]) -> tuple[str, Callable[[], PoseModel]]:
     """(label, builder) of a pose option: a catalog name, or `blazepose+FILE` / `blazepose-lite+FILE` for BlazePose
     with another landmark model file."""
     from cpgait.runtime.backends.registry import RUNTIME_BACKENDS
@@ -44,7 +48,7 @@ def _option(spec: str, backend: str, threads_options: dict[str, object]) -> tupl
             f"--pose {spec!r}: expected one of {', '.join(POSE_MODELS)} or a BlazePose landmark model (.onnx file)"
         )
 
-    def build() -> object:
+    def build() -> PoseModel:
         return BlazePose(
             lambda p: RUNTIME_BACKENDS.make_runner(p, backend, **threads_options), landmarks=path, name=path.stem
         )
@@ -52,12 +56,14 @@ def _option(spec: str, backend: str, threads_options: dict[str, object]) -> tupl
     return path.stem, build
 
 
-def _walk(video: str, pose: object) -> dict:
+def _walk(video: str, pose: PoseModel) -> dict:
     from cpgait.runtime.app.record import record_sequence
     from cpgait.runtime.core.layouts import to_coco17
     from cpgait.runtime.gait.features import compute_features
 
     sequence, _ = record_sequence(video, pose)
+    frame_index = sequence.frame_index
+    assert frame_index is not None  # record_sequence numbers every row
     feats = compute_features(sequence.keypoints, sequence.layout, sequence.fps)
     kp, layout = to_coco17(sequence.keypoints, sequence.layout)
     measured = kp[..., 2].max(axis=1) > 0
@@ -65,7 +71,7 @@ def _walk(video: str, pose: object) -> dict:
     width = sequence.image_size[0]
     rom = [feats.scalar("knee_rom_left"), feats.scalar("knee_rom_right")]
     return {
-        "frames": {int(n): kp[i] for i, n in enumerate(sequence.frame_index) if measured[i]},
+        "frames": {int(n): kp[i] for i, n in enumerate(frame_index) if measured[i]},
         "layout": layout,
         "measured_frames": int(measured.sum()),
         "hip_travel_fraction": round(float((hips[:10].mean() - hips[-10:].mean()) / width), 3),

@@ -73,7 +73,7 @@ class GateReport:
     @property
     def failures(self) -> list[str]:
         out = []
-        if self.agreement < self.thresholds.min_agreement:
+        if not self.agreement >= self.thresholds.min_agreement:  # NaN (no windows compared) fails too
             out.append(f"top-1 agreement {self.agreement:.2%} < {self.thresholds.min_agreement:.2%}")
         if self.f1_drop is not None and self.f1_drop > self.thresholds.max_f1_drop:
             out.append(f"macro-F1 drop {self.f1_drop:.2f} points > {self.thresholds.max_f1_drop:g}")

@@ -24,6 +24,7 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -32,6 +33,9 @@ from cpgait.errors import CpgaitError, require_writable
 from cpgait.runtime.backends.ort_runner import OnnxRuntimeRunner
 from cpgait.runtime.backends.runner import Runner
 from cpgait.runtime.pose.blazepose import LANDMARK_SIZE, NUM_LANDMARKS
+
+if TYPE_CHECKING:
+    import onnx
 
 POSE_LANDMARK_MODELS = {"blazepose": "blazepose_landmarks_full", "blazepose-lite": "blazepose_landmarks_lite"}
 MIN_CROPS = 20  # fewer walker crops than this say nothing about the ranges or the error
@@ -169,7 +173,7 @@ class _CropReader:
         self._iter = iter(self.crops)
 
 
-def output_convs(model: object) -> list[str]:
+def output_convs(model: onnx.ModelProto) -> list[str]:
     """The convolutions whose results reach a graph output through no other convolution (the regression and
     heatmap heads): kept in float."""
     producer = {out: n for n in model.graph.node for out in n.output}
@@ -188,7 +192,7 @@ def output_convs(model: object) -> list[str]:
     return sorted(heads)
 
 
-def quantize_landmarks(model_path: str | Path, crops: np.ndarray, settings: QuantizeSettings) -> object:
+def quantize_landmarks(model_path: str | Path, crops: np.ndarray, settings: QuantizeSettings) -> onnx.ModelProto:
     """The Q/DQ `ModelProto` of a landmark network calibrated on `crops` (not yet written)."""
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static

@@ -36,11 +36,17 @@ import json
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from cpgait.errors import CpgaitError
 from cpgait.runtime.data.windows import WindowSet
+
+if TYPE_CHECKING:
+    import onnx
+
+    from cpgait.calibration.gate import GateReport, Thresholds
 
 METHODS = ("minmax", "entropy", "percentile")
 RECIPES = ("ort", "tensorrt")
@@ -69,7 +75,7 @@ class WindowReader:
         self._iter = iter(self.windows.batches(self.batch))
 
 
-def float_nodes(model: object, keep_float: tuple[str, ...]) -> list[str]:
+def float_nodes(model: onnx.ModelProto, keep_float: tuple[str, ...]) -> list[str]:
     """Names of the nodes kept in float for the chosen categories (see the module docstring)."""
     unknown = sorted(set(keep_float) - set(KEEP_FLOAT_CATEGORIES))
     if unknown:
@@ -88,7 +94,7 @@ def float_nodes(model: object, keep_float: tuple[str, ...]) -> list[str]:
     return sorted(set(keep))
 
 
-def _adjacency_matmuls(model: object, nodes: list) -> list[str]:
+def _adjacency_matmuls(model: onnx.ModelProto, nodes: list) -> list[str]:
     """MatMuls of an activation with a constant `[V, V]` matrix, V = the joints of the `skeleton` input."""
     shapes = {i.name: [d.dim_value for d in i.type.tensor_type.shape.dim] for i in model.graph.input}
     if "skeleton" not in shapes:
@@ -98,7 +104,7 @@ def _adjacency_matmuls(model: object, nodes: list) -> list[str]:
     return [n.name for n in nodes if n.op_type == "MatMul" and square.intersection(n.input)]
 
 
-def residual_adds(model: object) -> list[str]:
+def residual_adds(model: onnx.ModelProto) -> list[str]:
     """Names of the residual joins: Adds of two activations, at least one of them a Conv's output."""
     nodes = list(model.graph.node)
     constants = {i.name for i in model.graph.initializer} | {n.output[0] for n in nodes if n.op_type == "Constant"}
@@ -113,7 +119,7 @@ def residual_adds(model: object) -> list[str]:
     ]
 
 
-def fuse_residual_conv_outputs(model: object, adds: list[str]) -> int:
+def fuse_residual_conv_outputs(model: onnx.ModelProto, adds: list[str]) -> int:
     """In each residual Add, take one Conv-output input back out of its Q/DQ pair (TensorRT fuses that Conv with
     the Add); Q/DQ nodes and scales left without consumers are removed. Returns how many inputs were unquantized."""
     nodes = list(model.graph.node)
@@ -124,7 +130,7 @@ def fuse_residual_conv_outputs(model: object, adds: list[str]) -> int:
             dq = producer.get(name)
             q = producer.get(dq.input[0]) if dq is not None and dq.op_type == "DequantizeLinear" else None
             source = producer.get(q.input[0]) if q is not None and q.op_type == "QuantizeLinear" else None
-            if source is not None and source.op_type == "Conv":
+            if q is not None and source is not None and source.op_type == "Conv":
                 add.input[k] = q.input[0]
                 changed += 1
                 break
@@ -155,7 +161,9 @@ class QuantizeSettings:
             raise CpgaitError(f"--recipe {self.recipe!r}; expected one of {', '.join(RECIPES)}")
 
 
-def quantize(model_path: str | Path, windows: WindowSet, settings: QuantizeSettings = QuantizeSettings()) -> object:
+def quantize(
+    model_path: str | Path, windows: WindowSet, settings: QuantizeSettings = QuantizeSettings()
+) -> onnx.ModelProto:
     """Quantize the FP32 ONNX at `model_path` on `windows`; returns the Q/DQ `ModelProto` (not yet written)."""
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
@@ -235,7 +243,7 @@ class CalibrationResult:
     """What `calibrate` did: the output (None when the gate failed), the gate report and the calibration set."""
 
     path: Path | None
-    gate: object
+    gate: GateReport
     calibration_origin: str
     float_nodes: tuple[str, ...]
 
@@ -247,7 +255,7 @@ def calibrate(
     settings: QuantizeSettings = QuantizeSettings(),
     windows: int = DEFAULT_WINDOWS,
     minimum: int = MIN_WINDOWS,
-    thresholds: object = None,
+    thresholds: Thresholds | None = None,
     overwrite: bool = False,
 ) -> CalibrationResult:
     """`cpgait calibrate`: quantize on stratified windows from `data`, gate INT8 against FP32 on all of `data`'s

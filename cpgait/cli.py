@@ -69,6 +69,15 @@ def train_command(
     width: float = typer.Option(0.25, "--width", help="ST-GCN channel multiplier (1.0 = 64..256 channels)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the split, initialisation, sampling and augmentation."),
     no_augment: bool = typer.Option(False, "--no-augment", help="Train without augmentation."),
+    motion: bool = typer.Option(False, "--motion", help="ST-GCN input: add joint motion (velocity) channels."),
+    bones: bool = typer.Option(False, "--bones", help="ST-GCN input: add bone-vector channels."),
+    init_skeleton: str = typer.Option(
+        None,
+        "--init-skeleton",
+        help="Checkpoint whose ST-GCN initialises this model's (default with --feature-joints: the checkpoint the "
+        "ranking explains, checked by its SHA-256).",
+    ),
+    no_init: bool = typer.Option(False, "--no-init", help="With --feature-joints: start the ST-GCN from random."),
     resume: bool = typer.Option(
         False, "--resume", help="Continue the interrupted run stored in --out (same data and options)."
     ),
@@ -77,13 +86,17 @@ def train_command(
 ) -> None:
     """Train the severity model (subject-level split, balanced sampling, augmentation, early stopping)."""
     from cpgait.errors import check_outputs
-    from cpgait.training.train import TrainConfig, joints_from_ranking, train
+    from cpgait.training.train import TrainConfig, baseline_of, joints_from_ranking, train
 
     check_outputs([data, feature_joints], [out], overwrite or resume)
 
     if (feature_joints is None) != (top_k is None):
         raise CpgaitError("--feature-joints and --top-k go together: a ranking file and how many of its joints")
-    joints = joints_from_ranking(feature_joints, top_k) if feature_joints else ()
+    if init_skeleton and no_init:
+        raise CpgaitError("--init-skeleton and --no-init contradict each other; give one")
+    joints, provenance = joints_from_ranking(feature_joints, top_k) if feature_joints else ((), None)
+    if provenance is not None and not (init_skeleton or no_init) and streams != "gait":
+        init_skeleton = baseline_of(provenance)
     config = TrainConfig(
         streams=streams,
         window=window,
@@ -97,8 +110,11 @@ def train_command(
         patience=patience,
         joints=joints,
         augment=not no_augment,
+        motion=motion,
+        bones=bones,
+        init_skeleton=init_skeleton or "",
     )
-    train(data, out, config, device=device, resume=resume, overwrite=overwrite)
+    train(data, out, config, device=device, resume=resume, overwrite=overwrite, feature_ranking=provenance)
 
 
 @app.command("evaluate")
@@ -138,6 +154,12 @@ def explain_command(
         "or all. Default train, so choosing joints never looks at test data.",
     ),
     target: str = typer.Option("true", "--target", help="Explain the true class or the predicted class."),
+    layer: int = typer.Option(
+        None,
+        "--layer",
+        help="ST-GCN block to explain, 1-10 (default 10, the last, as the study; earlier blocks have mixed fewer "
+        "joints together).",
+    ),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing files in --out."),
 ) -> None:
@@ -150,7 +172,7 @@ def explain_command(
     files = [Path(out) / "joint_ranking.json", Path(out) / "joint_importance.png"]
     check_outputs([checkpoint, data], files, overwrite, folders=[out])
 
-    explain(checkpoint, data, out, split=split, target=target, overwrite=overwrite, device=device)
+    explain(checkpoint, data, out, split=split, target=target, overwrite=overwrite, device=device, layer=layer)
 
 
 @app.command("run")
@@ -698,6 +720,35 @@ def agreement_command(
 
     check_outputs([data], [], overwrite, folders=[out])
     agreement(data, out, window_s=window_s, stride_s=stride_s, overwrite=overwrite)
+
+
+@app.command("doctor")
+def doctor_command(
+    camera: list[str] = typer.Option(None, "--camera", help="A camera source to look for (repeatable)."),
+    engines: list[str] = typer.Option(None, "--engines", help="Engine folders to check (default: the reference's)."),
+    data_dir: str = typer.Option(".", "--data-dir", help="Where free disk space matters (the kiosk's data folder)."),
+) -> None:
+    """Is this device ready for the kiosk? Cameras, GPU/TensorRT, backends, engines valid here, free disk, clock."""
+    from pathlib import Path
+
+    from cpgait.doctor import FAIL, doctor
+    from cpgait.kiosk.deployment import reference_model
+
+    folders = [Path(e) for e in engines] if engines else [reference_model().parent / "engines"]
+    checks = doctor(list(camera or []), folders, Path(data_dir))
+    for c in checks:
+        typer.echo(f"{c.level:4}  {c.name}: {c.detail}")
+    if any(c.level == FAIL for c in checks):
+        raise typer.Exit(1)
+
+
+def _add_kiosk() -> None:
+    from cpgait.kiosk.command import app as kiosk_app
+
+    app.add_typer(kiosk_app, name="kiosk")
+
+
+_add_kiosk()
 
 
 def main() -> None:

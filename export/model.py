@@ -22,6 +22,28 @@ from cpgait.runtime.core.layouts import COCO17, stgcn_partitions
 STGCN_CHANNELS = (64, 64, 64, 64, 128, 128, 128, 256, 256, 256)
 STGCN_STRIDES = (1, 1, 1, 1, 2, 1, 1, 2, 1, 1)
 SKELETON_CHANNELS = 3  # x, y, confidence
+# Bone vectors (`ModelConfig.bones`): each joint minus its reference point, so that joints whose position the
+# mid-hip centring makes nearly constant (the hips) still carry a signal: the hip's bone is the pelvis
+# (hip - other hip), a shoulder's the trunk side (shoulder - same-side hip), the nose's the head (nose - mid-shoulder).
+BONE_REFERENCE = {
+    "nose": ("left_shoulder", "right_shoulder"),
+    "left_eye": ("nose",),
+    "right_eye": ("nose",),
+    "left_ear": ("left_eye",),
+    "right_ear": ("right_eye",),
+    "left_shoulder": ("left_hip",),
+    "right_shoulder": ("right_hip",),
+    "left_elbow": ("left_shoulder",),
+    "right_elbow": ("right_shoulder",),
+    "left_wrist": ("left_elbow",),
+    "right_wrist": ("right_elbow",),
+    "left_hip": ("right_hip",),
+    "right_hip": ("left_hip",),
+    "left_knee": ("left_hip",),
+    "right_knee": ("right_hip",),
+    "left_ankle": ("left_knee",),
+    "right_ankle": ("right_knee",),
+}
 GAIT_STRIDES = (1, 2, 2)  # the gait series conv stack downsamples time like the ST-GCN (T -> T/4)
 
 
@@ -39,6 +61,8 @@ class ModelConfig:
     embed_dim: int = 64
     heads: int = 4
     dropout: float = 0.1
+    motion: bool = False  # add each joint's frame-to-frame displacement (x, y) as two input channels
+    bones: bool = False  # add each joint's bone vector (x, y; see BONE_REFERENCE) as two input channels
 
     def __post_init__(self) -> None:
         if self.streams not in STREAMS:
@@ -73,6 +97,12 @@ class ModelConfig:
     def channels(self) -> tuple[int, ...]:
         """ST-GCN block widths after the width multiplier (at least 4 channels each)."""
         return tuple(max(4, round(c * self.width)) for c in STGCN_CHANNELS)
+
+    @property
+    def skeleton_channels(self) -> int:
+        """Channels the ST-GCN sees: x, y, confidence, plus motion and bone vectors when enabled (computed inside the
+        network from x, y, so the model's input stays `[N, 3, T, 17]`)."""
+        return SKELETON_CHANNELS + 2 * self.motion + 2 * self.bones
 
     @property
     def input_names(self) -> tuple[str, ...]:
@@ -138,20 +168,46 @@ class StgcnBlock(nn.Module):
         return self.relu(y if self.residual is None else y + self.residual(x))
 
 
+def bone_matrix() -> Tensor:
+    """`[V, V]` with column j averaging joint j's reference points: bones = xy - xy @ bone_matrix()."""
+    out = torch.zeros(COCO17.num_joints, COCO17.num_joints)
+    for joint, refs in BONE_REFERENCE.items():
+        for ref in refs:
+            out[COCO17.index(ref), COCO17.index(joint)] = 1.0 / len(refs)
+    return out
+
+
 class SkeletonStream(nn.Module):
-    """ST-GCN: BatchNorm over (C * V) of the input, then the ten blocks. Output [N, C_last, T/4, V]."""
+    """ST-GCN: optional motion and bone channels, BatchNorm over (C * V) of the input, then the ten blocks.
+    Output [N, C_last, T/4, V]."""
+
+    bone_matrix: Tensor | None
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         adjacency = torch.from_numpy(stgcn_partitions(COCO17))
-        self.input_bn = nn.BatchNorm1d(SKELETON_CHANNELS * COCO17.num_joints)
-        blocks, c_in = [], SKELETON_CHANNELS
+        self.motion = config.motion
+        self.register_buffer("bone_matrix", bone_matrix() if config.bones else None)
+        self.input_bn = nn.BatchNorm1d(config.skeleton_channels * COCO17.num_joints)
+        blocks, c_in = [], config.skeleton_channels
         for i, (c_out, stride) in enumerate(zip(config.channels, STGCN_STRIDES)):
             blocks.append(StgcnBlock(c_in, c_out, adjacency, config.temporal_kernel, stride, residual=i > 0))
             c_in = c_out
         self.blocks = nn.ModuleList(blocks)
 
+    def channels(self, x: Tensor) -> Tensor:
+        """[N, 3, T, V] -> [N, C, T, V]: x, y, confidence, then motion (displacement from the previous frame, 0 at
+        the first) and bones, each only where enabled. A missing joint is (0, 0) in x, y, so its motion and bone
+        values are meaningless; its confidence 0 tells the network."""
+        xy, parts = x[:, :2], [x]
+        if self.motion:
+            parts.append(torch.cat([torch.zeros_like(xy[:, :, :1]), xy[:, :, 1:] - xy[:, :, :-1]], dim=2))
+        if self.bone_matrix is not None:
+            parts.append(xy - xy @ self.bone_matrix)
+        return torch.cat(parts, dim=1) if len(parts) > 1 else x
+
     def forward(self, x: Tensor) -> Tensor:  # [N, 3, T, V]
+        x = self.channels(x)
         n, c, t, v = x.shape
         x = self.input_bn(x.permute(0, 1, 3, 2).reshape(n, c * v, t)).reshape(n, c, v, t).permute(0, 1, 3, 2)
         for block in self.blocks:

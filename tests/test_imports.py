@@ -78,9 +78,7 @@ def test_the_kiosk_loop_runs_without_torch_or_tensorrt(tmp_path) -> None:
     from pathlib import Path
 
     root = Path(cpgait.__file__).resolve().parent.parent
-    clip, model = root / ".cache" / "demo.mp4", root / "runtime" / "assets" / "reference.onnx"
-    if not clip.is_file():
-        pytest.skip(f"{clip} is fetched by `make test`")
+    clip, model = root / "tests" / "data" / "walk.mp4", root / "runtime" / "assets" / "reference.onnx"
     events = tmp_path / "events.jsonl"
     result = _run_blocked(
         "import sys; from cpgait.cli import main; "

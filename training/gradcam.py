@@ -1,10 +1,15 @@
-"""`cpgait explain`: which joints the ST-GCN relies on, by Grad-CAM on its last block.
+"""`cpgait explain`: which joints the ST-GCN relies on, by Grad-CAM on one of its blocks.
 
-For each window: activations A `[C, T', V]` of the last ST-GCN block and the gradients G of the target class logit
-(the true class by default); channel weights w_c = mean of G over T' and V; cam = relu(sum_c w_c A_c), summed
-over time -> one value per joint, then divided by its sum so every window counts once. The ranking is the mean over
-correctly classified windows (overall and per class), scaled so that the top joint is 1. Its JSON feeds
-`cpgait train --feature-joints FILE --top-k K`, which keeps the gait features computable from the top K joints.
+For each window: activations A `[C, T', V]` of the chosen ST-GCN block (the last by default, as the study; an
+earlier one with `--layer`, because ten graph convolutions mix every joint with its neighbours) and the gradients G
+of the target class logit (the true class by default); channel weights w_c = mean of G over T' and V;
+cam = relu(sum_c w_c A_c), summed over time -> one value per joint, then divided by its sum so every window counts
+once. Measured (tests/training/test_gradcam.py): in a model where one joint alone carries the class, blocks 1-3
+rank that joint first and the last block does not (it ranked 6th), so prefer an early block to choose joints.
+The ranking is the mean over correctly classified windows (overall and per class), scaled so that the top
+joint is 1, saved with the explained checkpoint's SHA-256. Its JSON feeds `cpgait train --feature-joints FILE
+--top-k K`, which keeps the gait features computable from the top K joints and starts the ST-GCN from the
+explained checkpoint.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from cpgait.runtime.core.layouts import COCO17
 from cpgait.runtime.data.dataset import Dataset
 from cpgait.runtime.data.windows import build_windows
 from cpgait.training.evaluate import split_records
-from cpgait.training.train import pick_device
+from cpgait.training.train import file_sha256, pick_device
 
 RANKING_FORMAT = "cpgait.joint_ranking/1"
 TARGETS = ("true", "predicted")
@@ -35,12 +40,19 @@ def gradcam(
     target: str = "true",
     batch_size: int = 64,
     device: torch.device | str = "cpu",
+    layer: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Per-window joint importance `[W, V]` (each row sums to 1, or is 0) and the predicted classes `[W]`."""
+    """Per-window joint importance `[W, V]` (each row sums to 1, or is 0) and the predicted classes `[W]`.
+
+    `layer`: the ST-GCN block, 1 = first ... len(blocks) = last (the default)."""
     if not model.config.uses_skeleton:
         raise CpgaitError(f"a {model.config.streams} model has no ST-GCN stream to explain")
     if target not in TARGETS:
         raise CpgaitError(f"--target is {target!r}; expected one of {', '.join(TARGETS)}")
+    blocks = model.skeleton.blocks
+    layer = len(blocks) if layer is None else layer
+    if not 1 <= layer <= len(blocks):
+        raise CpgaitError(f"--layer is {layer}; the ST-GCN has blocks 1..{len(blocks)}")
     model.eval()
     captured: dict[str, torch.Tensor] = {}
 
@@ -48,7 +60,7 @@ def gradcam(
         output.retain_grad()
         captured["activations"] = output
 
-    hook = model.skeleton.blocks[-1].register_forward_hook(keep)
+    hook = blocks[layer - 1].register_forward_hook(keep)
     cams, preds = [], []
     try:
         for start in range(0, len(labels), batch_size):
@@ -87,6 +99,7 @@ def explain(
     overwrite: bool = False,
     device: str = "auto",
     stride: int | None = None,
+    layer: int | None = None,
 ) -> dict:
     """Rank the joints, print the table and write `joint_ranking.json` and `joint_importance.png` into `out`."""
     out, data = Path(out), Path(data)
@@ -103,7 +116,9 @@ def explain(
     if note:
         print(f"note: {note}")
     dev = pick_device(device)
-    cams, preds = gradcam(checkpoint.model(dev), windows.inputs, windows.labels, target, device=dev)
+    model = checkpoint.model(dev)
+    layer = len(model.skeleton.blocks) if layer is None else layer
+    cams, preds = gradcam(model, windows.inputs, windows.labels, target, device=dev, layer=layer)
     correct = preds == windows.labels
     if not correct.any():
         raise CpgaitError(
@@ -118,6 +133,10 @@ def explain(
         "joints": ranking_of(cams[correct].mean(axis=0)),
         "per_class": per_class,
         "model": str(checkpoint_path),
+        "model_sha256": file_sha256(checkpoint_path),
+        "layer": layer,
+        "blocks": len(model.skeleton.blocks),
+        "input_channels": checkpoint.config.skeleton_channels,
         "streams": contract.streams,
         "data": str(data),
         "split": split,
@@ -142,7 +161,8 @@ def ranking_text(result: dict) -> str:
     per_class = {c: {j["name"]: j["importance"] for j in result["per_class"][c]} for c in classes}
     header = f"{'rank':>4}  {'joint':<16}{'overall':>9}" + "".join(f"{c:>11}" for c in classes)
     lines = [
-        f"Grad-CAM joint importance, {result['windows']['correct']} of {result['windows']['total']} windows "
+        f"Grad-CAM joint importance (block {result['layer']} of {result['blocks']}), "
+        f"{result['windows']['correct']} of {result['windows']['total']} windows "
         f"correct ({'SYNTHETIC data' if result['synthetic'] else 'real data'})",
         header,
     ]
@@ -177,7 +197,7 @@ def plot_importance(result: dict, mean_pose: np.ndarray, path: Path) -> None:
     right.set_xlabel("importance (top joint = 1)")
     right.set_title(f"{result['windows']['correct']} correctly classified windows")
     fig.suptitle(
-        f"{Path(result['model']).name}: Grad-CAM on the last ST-GCN block"
+        f"{Path(result['model']).name}: Grad-CAM on ST-GCN block {result['layer']} of {result['blocks']}"
         + (" (SYNTHETIC data)" if result["synthetic"] else "")
     )
     fig.savefig(path, dpi=110)

@@ -33,7 +33,8 @@ from cpgait.runtime.data.windows import (
     stack_inputs,
     usable_records,
 )
-from cpgait.runtime.gait.features import SCALAR_NAMES, SERIES_NAMES, SPECS, select_features, with_masks
+from cpgait.runtime.gait.feature_bank import REGISTRY, feature_spec, select_features
+from cpgait.runtime.gait.features import with_masks
 from cpgait.training.augment import Augmentation
 
 
@@ -57,6 +58,9 @@ class TrainConfig:
     split: tuple[float, float, float] = (0.7, 0.1, 0.2)
     joints: tuple[str, ...] = ()  # joints the gait features may use; () = every feature
     augment: bool = True
+    motion: bool = False  # ST-GCN input: add joint motion channels
+    bones: bool = False  # ST-GCN input: add bone-vector channels
+    init_skeleton: str = ""  # a checkpoint whose ST-GCN (skeleton stream) initialises this model's; "" = random
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "split", tuple(self.split))
@@ -81,6 +85,8 @@ class TrainConfig:
             width=self.width,
             embed_dim=self.embed_dim,
             dropout=self.dropout,
+            motion=self.motion,
+            bones=self.bones,
         )
 
 
@@ -107,16 +113,16 @@ def make_contract(config: TrainConfig, dataset: Dataset, data: Path) -> ModelCon
     if config.streams == "skeleton":
         chosen: list[str] = []
     else:
-        chosen = select_features(config.joints) if config.joints else list(SERIES_NAMES + SCALAR_NAMES)
-    series = tuple(n for n in chosen if SPECS[n].kind == "series")
-    scalars = tuple(n for n in chosen if SPECS[n].kind == "scalar")
+        chosen = select_features(config.joints) if config.joints else [f.name for f in REGISTRY]
+    series = tuple(n for n in chosen if feature_spec(n).kind == "series")
+    scalars = tuple(n for n in chosen if feature_spec(n).kind == "scalar")
     if config.streams != "skeleton" and not (series and scalars):
         raise CpgaitError(
             f"joints {', '.join(config.joints)} give {len(series)} gait series and {len(scalars)} scalars "
             f"({', '.join(chosen) or 'none'}); the gait stream needs at least one of each (every feature needs "
-            "both hips and its leg or trunk joints: raise --top-k)"
+            "the joints it measures: raise --top-k)"
         )
-    used = {j for n in chosen for j in SPECS[n].joints}
+    used = {j for n in chosen for j in feature_spec(n).joints}
     sources = sorted({_source_note(r.path) for r in dataset})
     synthetic = all("synthetic" in s.lower() for s in sources)
     description = (
@@ -155,6 +161,42 @@ def predict(model: SeverityModel, inputs: dict[str, np.ndarray], batch_size: int
             batch = {k: torch.from_numpy(v[start : start + batch_size]).to(device) for k, v in inputs.items()}
             out.append(torch.softmax(model(**batch), dim=1).float().cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, model.config.num_classes), np.float32)
+
+
+def file_sha256(path: str | Path) -> str:
+    """The hex SHA-256 of a file (ties a Grad-CAM ranking, and a model initialised from it, to one checkpoint)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def init_skeleton_stream(model: SeverityModel, path: str | Path) -> str:
+    """Copy the ST-GCN of checkpoint `path` into `model` (the study's order: the fused model starts from the skeleton
+    baseline that Grad-CAM explained). Only the ten blocks and the input norm are taken: the projection into the
+    fusion embedding and the head are new to the fused model. Returns the checkpoint's SHA-256."""
+    source = load_checkpoint(path)
+    if not (source.config.uses_skeleton and model.config.uses_skeleton):
+        raise CpgaitError(
+            f"--init-skeleton {path}: a {source.config.streams} checkpoint cannot initialise a "
+            f"{model.config.streams} model's ST-GCN (both need a skeleton stream)"
+        )
+    fields = ("window", "width", "temporal_kernel", "motion", "bones")
+    diffs = [
+        f"{f}: {getattr(source.config, f)!r} vs {getattr(model.config, f)!r}"
+        for f in fields
+        if getattr(source.config, f) != getattr(model.config, f)
+    ]
+    if diffs:
+        raise CpgaitError(f"--init-skeleton {path}: its ST-GCN has another shape ({'; '.join(diffs)})")
+    own = model.state_dict()
+    taken = {k: v for k, v in source.state_dict.items() if k.startswith("skeleton.")}
+    own.update(taken)
+    model.load_state_dict(own)
+    return file_sha256(path)
 
 
 def _epoch_inputs(
@@ -230,8 +272,14 @@ def train(
     overwrite: bool = False,
     on_epoch: Callable[[dict], None] | None = None,
     show_progress: bool = True,
+    splits_override: dict[str, tuple[str, ...]] | None = None,
+    feature_ranking: dict | None = None,
 ) -> Checkpoint:
-    """Train and write the checkpoint `out` after every epoch; returns the final (best-epoch) checkpoint."""
+    """Train and write the checkpoint `out` after every epoch; returns the final (best-epoch) checkpoint.
+
+    `splits_override`: train/val/test subject ids (e.g. one cross-validation fold) instead of the seeded split;
+    `feature_ranking`: where `config.joints` came from (ranking file, its checkpoint's SHA-256, k), kept in the
+    checkpoint."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -258,7 +306,12 @@ def train(
     usable, note = usable_records(dataset, contract, str(data))
     if note:
         console.print(f"note: {note}")
-    splits = subject_split(Dataset(tuple(usable)), config.split, config.seed)
+    if splits_override is None:
+        splits = subject_split(Dataset(tuple(usable)), config.split, config.seed)
+    else:
+        splits = {
+            name: Dataset(tuple(r for r in usable if r.subject_id in set(ids))) for name, ids in splits_override.items()
+        }
     for name in ("train", "val"):
         if len(splits[name]) == 0:
             raise CpgaitError(f"{data}: {len(dataset.subjects)} subjects leave the {name} split empty; add subjects")
@@ -295,7 +348,9 @@ def train(
             len(contract.series_features), len(contract.scalar_features), len(contract.class_names)
         )
         torch.manual_seed(config.seed)
-        model = SeverityModel(model_config).to(dev)
+        model = SeverityModel(model_config)
+        init_hash = init_skeleton_stream(model, config.init_skeleton) if config.init_skeleton else None
+        model = model.to(dev)
         optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
         state = {"epoch": 0, "best_score": -1.0, "best_epoch": -1, "stale": 0, "history": []}
@@ -319,6 +374,8 @@ def train(
                 "best_val_macro_f1": state["best_score"],
                 "history": state["history"],
                 "windows": {"train": len(train_set), "val": len(val_set)},
+                **({"init_skeleton_sha256": init_hash} if init_hash else {}),
+                **({"feature_ranking": feature_ranking} if feature_ranking else {}),
             }
             if not finished:
                 training["resume"] = {
@@ -377,8 +434,9 @@ def train(
     return final
 
 
-def joints_from_ranking(path: str | Path, top_k: int) -> tuple[str, ...]:
-    """The `top_k` joints of a `cpgait explain` ranking file (ordered by importance)."""
+def joints_from_ranking(path: str | Path, top_k: int) -> tuple[tuple[str, ...], dict]:
+    """The `top_k` joints of a `cpgait explain` ranking file (ordered by importance), and its provenance: the file,
+    k, and the explained checkpoint's path and SHA-256 (which `--init-skeleton` checks)."""
     import json
 
     path = Path(path)
@@ -391,4 +449,33 @@ def joints_from_ranking(path: str | Path, top_k: int) -> tuple[str, ...]:
         ) from None
     if not 1 <= top_k <= len(names):
         raise CpgaitError(f"--top-k is {top_k}; {path} ranks {len(names)} joints (expected 1..{len(names)})")
-    return tuple(names[:top_k])
+    provenance = {
+        "ranking": str(path),
+        "top_k": top_k,
+        "model": ranking.get("model"),
+        "model_sha256": ranking.get("model_sha256"),
+        "layer": ranking.get("layer"),
+    }
+    return tuple(names[:top_k]), provenance
+
+
+def baseline_of(provenance: dict) -> str:
+    """The explained checkpoint of a ranking, verified by its SHA-256 (the study initialises from it)."""
+    model, expected = provenance.get("model"), provenance.get("model_sha256")
+    if not model or not expected:
+        raise CpgaitError(
+            f"{provenance['ranking']}: names no explained checkpoint with its SHA-256 (made by an "
+            "older cpgait?); give --init-skeleton PATH or --no-init"
+        )
+    if not Path(model).is_file():
+        raise CpgaitError(
+            f"{provenance['ranking']}: its checkpoint {model} is not there (run from the folder "
+            "`cpgait explain` ran in); give --init-skeleton PATH or --no-init"
+        )
+    actual = file_sha256(model)
+    if actual != expected:
+        raise CpgaitError(
+            f"{model}: SHA-256 {actual[:12]}... is not the explained checkpoint's "
+            f"{expected[:12]}... (retrained since?); rerun `cpgait explain` or give --no-init"
+        )
+    return str(model)

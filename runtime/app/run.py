@@ -56,6 +56,7 @@ class RunOptions:
     record: str | None = None
     pose_threads: int | None = None  # intra-op threads of the pose networks; default: the thread budget's
     triton_url: str | None = None
+    stop: threading.Event | None = None  # set by an embedding app (the kiosk) to end the run after the next frame
     loop: bool = False  # replay a video file endlessly, paced (a kiosk demo, a soak test)
 
     def __post_init__(self) -> None:
@@ -215,6 +216,8 @@ def run_live(
                 events.write(report.window.to_json())
         if on_report is not None:
             on_report(report, picture)
+        if options.stop is not None and options.stop.is_set():
+            pipeline.stop()
 
     ok = False
     try:

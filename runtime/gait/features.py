@@ -92,18 +92,23 @@ EVENT_NEIGHBOURHOOD_S = 0.1  # an event is an extremum over +-this
 MIN_STEP_LEG = 0.1  # extrema closer than this in inter-ankle distance (leg lengths) are not steps
 MIN_STEP_FRACTION = 0.5  # nor are steps shorter than this fraction of the window's median step
 
-_LEG_L = ("left_hip", "right_hip", "left_knee", "left_ankle")
-_LEG_R = ("left_hip", "right_hip", "right_knee", "right_ankle")
-_TRUNK = ("left_hip", "right_hip", "left_shoulder", "right_shoulder")
-_LEGS = ("left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle")
+# The joints each feature measures. The hips' mid-point (origin, walking direction) and the leg length (scale) are
+# the body frame every feature is taken in: references, listed only where a feature measures a hip itself.
+_LEG_L = ("left_hip", "left_knee", "left_ankle")
+_LEG_R = ("right_hip", "right_knee", "right_ankle")
+_TRUNK = ("left_shoulder", "right_shoulder")
+_ANKLE_PAIR = ("left_ankle", "right_ankle")  # contacts, steps and strides come from the feet (ankles in COCO-17)
+_HIPS = ("left_hip", "right_hip")
+_LEGS = _LEG_L + _LEG_R
 
 
 @dataclass(frozen=True)
 class FeatureSpec:
-    """One gait feature: its kind, unit, the COCO-17 joints it is computed from, and its model-input scale.
+    """One gait feature: its kind, unit, the COCO-17 joints whose motion it measures, and its model-input scale.
 
-    `joints` always includes both hips: every feature's sign depends on the walking direction (mid-hip travel), and
-    the distances on the leg length. Model input = value / `scale`.
+    Every feature is taken in the body frame (mid-hip origin and walking direction, leg-length scale), which is not
+    listed in `joints`; selecting a joint set selects the features whose `joints` it contains
+    (`feature_bank.select_features`). Model input = value / `scale`.
     """
 
     name: str
@@ -128,7 +133,7 @@ FEATURES: tuple[FeatureSpec, ...] = (
         "hip_flexion_left",
         "series",
         "deg",
-        _TRUNK + ("left_knee",),
+        _TRUNK + ("left_hip", "left_knee"),
         90.0,
         "left thigh vs the trunk line, forward positive",
     ),
@@ -136,7 +141,7 @@ FEATURES: tuple[FeatureSpec, ...] = (
         "hip_flexion_right",
         "series",
         "deg",
-        _TRUNK + ("right_knee",),
+        _TRUNK + ("right_hip", "right_knee"),
         90.0,
         "right thigh vs the trunk line, forward positive",
     ),
@@ -144,7 +149,7 @@ FEATURES: tuple[FeatureSpec, ...] = (
         "ankle_left",
         "series",
         "deg",
-        ("left_hip", "right_hip", "left_knee", "left_ankle"),
+        ("left_knee", "left_ankle"),
         90.0,
         "left ankle dorsiflexion (with feet) or shank inclination, knee ahead positive (COCO-17)",
     ),
@@ -152,7 +157,7 @@ FEATURES: tuple[FeatureSpec, ...] = (
         "ankle_right",
         "series",
         "deg",
-        ("left_hip", "right_hip", "right_knee", "right_ankle"),
+        ("right_knee", "right_ankle"),
         90.0,
         "right ankle dorsiflexion (with feet) or shank inclination, knee ahead positive (COCO-17)",
     ),
@@ -161,30 +166,45 @@ FEATURES: tuple[FeatureSpec, ...] = (
         "inter_ankle_distance",
         "series",
         "leg",
-        _LEGS,
+        _ANKLE_PAIR,
         1.0,
         "signed horizontal left - right ankle distance / leg length, left ahead positive",
     ),
-    FeatureSpec("cadence", "scalar", "steps/min", _LEGS, 100.0, "60 / mean step time"),
-    FeatureSpec("step_time", "scalar", "s", _LEGS, 1.0, "mean time between consecutive heel strikes"),
-    FeatureSpec("step_length", "scalar", "leg", _LEGS, 1.0, "speed x step time: progression per step"),
-    FeatureSpec("speed", "scalar", "leg/s", _LEGS, 1.0, "mid-hip progression (pixels/s) / leg length"),
+    FeatureSpec("cadence", "scalar", "steps/min", _ANKLE_PAIR, 100.0, "60 / mean step time"),
+    FeatureSpec("step_time", "scalar", "s", _ANKLE_PAIR, 1.0, "mean time between consecutive heel strikes"),
+    FeatureSpec("step_length", "scalar", "leg", _HIPS + _ANKLE_PAIR, 1.0, "speed x step time: progression per step"),
+    FeatureSpec("speed", "scalar", "leg/s", _HIPS, 1.0, "mid-hip progression (pixels/s) / leg length"),
     # per stride: the strides come from the heel strikes, i.e. from both legs
-    FeatureSpec("knee_rom_left", "scalar", "deg", _LEGS, 90.0, "max - min left knee flexion per stride"),
-    FeatureSpec("knee_rom_right", "scalar", "deg", _LEGS, 90.0, "max - min right knee flexion per stride"),
-    FeatureSpec("knee_peak_extension_left", "scalar", "deg", _LEGS, 90.0, "min left knee flexion per stride"),
-    FeatureSpec("knee_peak_extension_right", "scalar", "deg", _LEGS, 90.0, "min right knee flexion per stride"),
+    FeatureSpec(
+        "knee_rom_left", "scalar", "deg", _LEG_L + _ANKLE_PAIR[1:], 90.0, "max - min left knee flexion per stride"
+    ),
+    FeatureSpec(
+        "knee_rom_right", "scalar", "deg", _LEG_R + _ANKLE_PAIR[:1], 90.0, "max - min right knee flexion per stride"
+    ),
+    FeatureSpec(
+        "knee_peak_extension_left", "scalar", "deg", _LEG_L + _ANKLE_PAIR[1:], 90.0, "min left knee flexion per stride"
+    ),
+    FeatureSpec(
+        "knee_peak_extension_right",
+        "scalar",
+        "deg",
+        _LEG_R + _ANKLE_PAIR[:1],
+        90.0,
+        "min right knee flexion per stride",
+    ),
     FeatureSpec("si_knee_rom", "scalar", "%", _LEGS, 100.0, "symmetry index of the knee ROM"),
-    FeatureSpec("si_step_time", "scalar", "%", _LEGS, 100.0, "symmetry index of left/right step time"),
-    FeatureSpec("si_step_length", "scalar", "%", _LEGS, 100.0, "symmetry index of left/right step length"),
+    FeatureSpec("si_step_time", "scalar", "%", _ANKLE_PAIR, 100.0, "symmetry index of left/right step time"),
+    FeatureSpec("si_step_length", "scalar", "%", _ANKLE_PAIR, 100.0, "symmetry index of left/right step length"),
     # stance phase: from each foot's initial contact to its toe-off (see `stance_events`)
-    FeatureSpec("stance_time", "scalar", "s", _LEGS, 1.0, "mean time from a foot's initial contact to its toe-off"),
-    FeatureSpec("swing_time", "scalar", "s", _LEGS, 1.0, "mean time from a foot's toe-off to its next contact"),
-    FeatureSpec("stance_swing_ratio", "scalar", "1", _LEGS, 1.0, "stance time / swing time"),
-    FeatureSpec("knee_flexion_contact_left", "scalar", "deg", _LEGS, 90.0, "left knee flexion at initial contact"),
-    FeatureSpec("knee_flexion_contact_right", "scalar", "deg", _LEGS, 90.0, "right knee flexion at initial contact"),
-    FeatureSpec("knee_flexion_stance_min_left", "scalar", "deg", _LEGS, 90.0, "least left knee flexion in stance"),
-    FeatureSpec("knee_flexion_stance_min_right", "scalar", "deg", _LEGS, 90.0, "least right knee flexion in stance"),
+    FeatureSpec(
+        "stance_time", "scalar", "s", _ANKLE_PAIR, 1.0, "mean time from a foot's initial contact to its toe-off"
+    ),
+    FeatureSpec("swing_time", "scalar", "s", _ANKLE_PAIR, 1.0, "mean time from a foot's toe-off to its next contact"),
+    FeatureSpec("stance_swing_ratio", "scalar", "1", _ANKLE_PAIR, 1.0, "stance time / swing time"),
+    FeatureSpec("knee_flexion_contact_left", "scalar", "deg", _LEG_L, 90.0, "left knee flexion at initial contact"),
+    FeatureSpec("knee_flexion_contact_right", "scalar", "deg", _LEG_R, 90.0, "right knee flexion at initial contact"),
+    FeatureSpec("knee_flexion_stance_min_left", "scalar", "deg", _LEG_L, 90.0, "least left knee flexion in stance"),
+    FeatureSpec("knee_flexion_stance_min_right", "scalar", "deg", _LEG_R, 90.0, "least right knee flexion in stance"),
 )
 MASK_SUFFIX = "_known"  # a model input named <feature>_known is 1 where <feature> is known, 0 where it is missing
 SPECS: dict[str, FeatureSpec] = {f.name: f for f in FEATURES}
@@ -196,15 +216,6 @@ NUM_TERMS = 12  # per-frame terms: the 8 series (direction-free), then x of heel
 CONTACT_LEG = 0.012  # a foot has landed when its heel or toe is this close (leg lengths) to where it will stand
 TOE_OFF_LEG = 0.03  # and its toe has left when it is this far ahead of where it stood
 CLEARLY_MOVING_LEG = 0.15  # a foot this far from its footprint is surely in swing
-
-
-def select_features(joints: Sequence[str]) -> list[str]:
-    """The features (registry order) whose joints are all among `joints` (COCO-17 names, e.g. Grad-CAM's pick)."""
-    unknown = sorted(set(joints) - set(COCO17.joints))
-    if unknown:
-        raise CpgaitError(f"unknown joint name(s) {unknown}; expected COCO-17 names: {', '.join(COCO17.joints)}")
-    chosen = set(joints)
-    return [f.name for f in FEATURES if set(f.joints) <= chosen]
 
 
 @dataclass(frozen=True)
@@ -636,14 +647,18 @@ def _resolve(name: str, names: tuple[str, ...], kind: str) -> tuple[int, bool]:
     return _name_index(names, name.removesuffix(MASK_SUFFIX) if mask else name, kind), mask
 
 
-def _scaled(values: np.ndarray, names: tuple[str, ...], wanted: Sequence[str], kind: str) -> np.ndarray:
+def _scaled(
+    values: np.ndarray, names: tuple[str, ...], wanted: Sequence[str], kind: str, specs: dict | None = None
+) -> np.ndarray:
     """Columns of `values` (last axis = `names`) for the model: value / scale, NaN -> 0; a `<name>_known` column
-    is 1 where the value is known and 0 where it is missing, so the model can tell a missing value from a 0."""
+    is 1 where the value is known and 0 where it is missing, so the model can tell a missing value from a 0.
+    `specs`: name -> FeatureSpec for the scales (default the clinical `SPECS`)."""
+    specs = SPECS if specs is None else specs
     cols = [_resolve(n, names, kind) for n in wanted]
     out = np.empty(values.shape[:-1] + (len(cols),))
     for j, (i, mask) in enumerate(cols):
         known = np.isfinite(values[..., i])
-        out[..., j] = known if mask else np.where(known, values[..., i], 0.0) / SPECS[names[i]].scale
+        out[..., j] = known if mask else np.where(known, values[..., i], 0.0) / specs[names[i]].scale
     return out
 
 
@@ -655,13 +670,27 @@ def with_masks(names: Sequence[str]) -> tuple[str, ...]:
 def model_inputs(
     pre: Preprocessed, feats: GaitFeatures, series_names: Sequence[str], scalar_names: Sequence[str]
 ) -> dict[str, np.ndarray]:
-    """The model's inputs for one window from its preprocessed keypoints and features (see `window_inputs`)."""
+    """The model's inputs for one window from its preprocessed keypoints and features (see `window_inputs`).
+
+    Names of the per-joint bank (`feature_bank`) are computed from the same normalised keypoints and heel strikes,
+    only when the model asks for one.
+    """
     body = pre.keypoints[:, :17]
     skeleton = np.where(pre.valid[:, :17, None], body, 0.0).transpose(2, 0, 1)
+    series, scalars = feats.series, feats.scalars
+    s_names, c_names, specs = SERIES_NAMES, SCALAR_NAMES, SPECS
+    wanted = {n.removesuffix(MASK_SUFFIX) for n in (*series_names, *scalar_names)}
+    if not wanted <= set(SPECS):
+        from cpgait.runtime.gait import feature_bank  # the bank builds on this module's specs
+
+        b_series, b_scalars = feature_bank.bank_values(body[..., :2], feats.events, feats.fps)
+        series, scalars = np.concatenate([series, b_series], axis=1), np.concatenate([scalars, b_scalars])
+        s_names, c_names = s_names + feature_bank.BANK_SERIES, c_names + feature_bank.BANK_SCALARS
+        specs = feature_bank.REGISTRY_SPECS
     return {
         "skeleton": np.ascontiguousarray(skeleton, dtype=np.float32),
-        "gait_series": np.ascontiguousarray(_scaled(feats.series, SERIES_NAMES, series_names, "series").T, np.float32),
-        "gait_scalars": _scaled(feats.scalars, SCALAR_NAMES, scalar_names, "scalar").astype(np.float32),
+        "gait_series": np.ascontiguousarray(_scaled(series, s_names, series_names, "series", specs).T, np.float32),
+        "gait_scalars": _scaled(scalars, c_names, scalar_names, "scalar", specs).astype(np.float32),
     }
 
 

@@ -52,7 +52,12 @@ class PoseModel(Protocol):
 
     name: str
     layout: str
-    detector_size: int | None  # side of the person detector's square input; None for a model without a detector
+
+    @property
+    def detector_size(self) -> int | None:
+        """Side of the person detector's square input; None for a model without a separate detector."""
+        ...
+
     last_timings_ms: dict[str, float]  # the last call's time per stage of `STAGES`, in ms
 
     def runners(self) -> list[Runner]:

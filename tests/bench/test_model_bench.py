@@ -160,7 +160,7 @@ def test_compare_flags_regressions_beyond_the_threshold(
 
 def _cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, *args: str) -> tuple[int, str]:
     monkeypatch.setattr(sys, "argv", ["cpgait-bench", *args])
-    with pytest.raises(SystemExit) as done:
+    with pytest.raises(SystemExit, match=r"^\d*$") as done:  # an exit status, the message on stderr
         main()
     out = capsys.readouterr()
     return done.value.code, out.out + out.err

@@ -11,7 +11,7 @@ import pytest
 
 from cpgait.bench.cli import main
 from cpgait.bench.compare import compare
-from cpgait.bench.pipeline import run_pipeline_bench
+from cpgait.bench.pipeline import WARMUP_FRAMES, _steady_fps, run_pipeline_bench
 from cpgait.bench.report import to_markdown
 from cpgait.bench.results import validate
 
@@ -100,8 +100,19 @@ def test_pipeline_bad_input_exits_2(
     monkeypatch.setattr(
         sys, "argv", ["cpgait-bench", *[a.format(clip=clip, model=model, model_report=model_report) for a in args]]
     )
-    with pytest.raises(SystemExit) as done:
+    with pytest.raises(SystemExit, match="^2$") as done:
         main()
     out = capsys.readouterr()
     assert done.value.code == 2
     assert message in out.err and "Traceback" not in out.err
+
+
+def test_steady_fps_leaves_out_the_warm_up_results() -> None:
+    """Five slow first results (session set-up, 100 ms apart), then 50 at 10 ms: the steady state is 100/s."""
+    warm = [k * 100_000_000 for k in range(WARMUP_FRAMES)]
+    steady = [warm[-1] + 100_000_000 + k * 10_000_000 for k in range(51)]
+    assert _steady_fps(warm + steady, wall_s=1.0) == 100.0  # 50 intervals in exactly 0.5 s
+    assert _steady_fps(warm + steady[:1], wall_s=2.0) == 3.0  # too short for a steady state: results / wall time
+    assert _steady_fps(warm + steady[:2], wall_s=2.0) == pytest.approx(100.0)  # one interval after the warm-up
+    assert _steady_fps([], wall_s=0.0) == 0.0
+    assert _steady_fps([7] * 10, wall_s=0.5) == 20.0  # no time between the results: results / wall time

@@ -10,7 +10,7 @@ import onnx
 import pytest
 from onnx import numpy_helper
 
-from cpgait.calibration.gate import Thresholds, compare, render, verify, write_json
+from cpgait.calibration.gate import GateReport, Thresholds, compare, render, verify, write_json
 from cpgait.errors import CpgaitError
 from cpgait.runtime.backends.runner import Runner
 from cpgait.runtime.core.contract import METADATA_KEY, ModelContract
@@ -63,12 +63,55 @@ def test_unlabelled_windows_give_agreement_only() -> None:
     assert report.scores_a is None and report.f1_drop is None and report.ok
 
 
+def test_agreement_counts_every_window_labelled_or_not() -> None:
+    """Agreement needs no labels: unlabelled windows that disagree fail the gate, labelled or not alike."""
+    unlabelled = compare("a", "b", _logits([0, 1, 2, 3]), _logits([0, 1, 3, 2]), _windows([-1] * 4), CLASSES)
+    assert unlabelled.agreement == 0.5 and not unlabelled.ok and unlabelled.origin == "test"
+    assert unlabelled.failures == ["top-1 agreement 50.00% < 99.00%"]
+    mixed = compare("a", "b", _logits([0, 1, 2, 3]), _logits([0, 2, 3, 0]), _windows([0, -1, -1, -1]), CLASSES)
+    assert mixed.agreement == 0.25 and mixed.f1_drop == 0.0  # the one labelled window is right in both
+    undefined = GateReport(**{**unlabelled.__dict__, "agreement": float("nan")})
+    assert undefined.failures == ["top-1 agreement nan% < 99.00%"]  # a NaN agreement is no pass
+
+
+def test_the_gate_passes_at_its_exact_thresholds() -> None:
+    """Agreement equal to the minimum and an F1 drop equal to the maximum pass; a hair beyond either fails."""
+    labels = [0, 1, 2, 3] * 25
+    pred_b = list(labels)
+    pred_b[0] = 1  # one window of 100 changes class: agreement exactly 0.99
+    a, b, windows = _logits(labels), _logits(pred_b), _windows(labels)
+    drop = compare("a", "b", a, b, windows, CLASSES).f1_drop
+    assert drop > 0
+    exact = compare("a", "b", a, b, windows, CLASSES, Thresholds(min_agreement=0.99, max_f1_drop=drop))
+    assert exact.agreement == 0.99 and exact.ok, exact.failures
+    stricter = Thresholds(min_agreement=np.nextafter(0.99, 1), max_f1_drop=np.nextafter(drop, 0))
+    failures = compare("a", "b", a, b, windows, CLASSES, stricter).failures
+    assert len(failures) == 2 and "agreement" in failures[0] and "macro-F1 drop" in failures[1]
+
+
+def test_logit_differences_are_the_max_and_the_mean() -> None:
+    a = np.zeros((3, 4), np.float32)
+    b = a.copy()
+    b[2, 1] = -3.0  # one logit of twelve moves by 3; the top-1 class stays 0 everywhere
+    report = compare("a", "b", a, b, _windows([0, 0, 0]), CLASSES)
+    assert report.max_abs_diff == 3.0 and report.mean_abs_diff == 0.25 and report.agreement == 1.0
+
+
 @pytest.mark.parametrize(
     "kwargs,expected", [({"min_agreement": 1.5}, "--min-agreement"), ({"max_f1_drop": -1}, "--max-f1-drop")]
 )
 def test_thresholds_are_validated(kwargs: dict, expected: str) -> None:
     with pytest.raises(CpgaitError, match=expected):
         Thresholds(**kwargs)
+
+
+def test_the_strictest_thresholds_are_allowed() -> None:
+    assert Thresholds(min_agreement=1.0, max_f1_drop=0.0) == Thresholds(1.0, 0.0)
+
+
+def test_logits_of_other_shapes_cannot_be_compared() -> None:
+    with pytest.raises(CpgaitError, match=r"a gives logits \(2, 4\) but b gives \(2, 3\)"):
+        compare("a", "b", _logits([0, 1]), np.zeros((2, 3), np.float32), _windows([0, 1]), CLASSES)
 
 
 def test_json_report_round_trips_and_is_not_overwritten(tmp_path: Path) -> None:

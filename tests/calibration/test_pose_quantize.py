@@ -94,7 +94,7 @@ def test_calibrate_pose_bad_input_exits_2(
     video.write_bytes(b"")
     out = tmp_path / "int8.onnx"
     monkeypatch.setattr(sys, "argv", ["cpgait", *[a.format(out=out, video=video) for a in args]])
-    with pytest.raises(SystemExit) as done:
+    with pytest.raises(SystemExit, match="^2$") as done:
         main()
     err = capsys.readouterr().err
     assert done.value.code == 2 and message in err and "Traceback" not in err

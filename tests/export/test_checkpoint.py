@@ -54,7 +54,7 @@ def test_saving_refuses_to_overwrite(tmp_path: Path) -> None:
 
 def test_expected_contract_mismatch_names_the_file_and_the_field(tmp_path: Path) -> None:
     path = _checkpoint().save(tmp_path / "m.pt")
-    with pytest.raises(CpgaitError) as err:
+    with pytest.raises(CpgaitError, match="window: 124 vs 16") as err:
         load_checkpoint(path, expect=replace(CONTRACT, window=124, layout="coco17"))
     message = str(err.value)
     assert str(path) in message and "window: 124 vs 16" in message and "layout: 'coco17' vs 'coco17_feet'" in message

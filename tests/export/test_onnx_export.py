@@ -148,6 +148,6 @@ def test_cli_refuses_to_overwrite_with_exit_2(
     out = tmp_path / "m.onnx"
     out.write_bytes(b"x")
     monkeypatch.setattr(sys, "argv", ["cpgait", "export", str(tiny[0]), "-o", str(out)])
-    with pytest.raises(SystemExit) as info:
+    with pytest.raises(SystemExit, match="^2$") as info:
         main()
     assert info.value.code == 2 and "already exists" in capsys.readouterr().err

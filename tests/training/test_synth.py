@@ -182,22 +182,25 @@ def _subject(**changes) -> SubjectParams:
     "make,error",
     [
         (lambda: _subject(), None),
-        (lambda: _subject(level=4), ValueError),
-        (lambda: _subject(affected_side="both"), ValueError),
-        (lambda: _subject(cadence_steps_per_min=0.0), ValueError),
-        (lambda: _subject(stance_fraction=0.3), ValueError),
-        (lambda: replace(_subject().body, thigh=0.0), ValueError),
-        (lambda: synthesize(2, np.random.default_rng(0), subject=_subject()), CpgaitError),
-        (lambda: synthesize(1, np.random.default_rng(0), layout="body25"), CpgaitError),
-        (lambda: synthesize(1, np.random.default_rng(0), fps=0.0), CpgaitError),
-        (lambda: draw_subject(5, np.random.default_rng(0)), CpgaitError),
+        (lambda: _subject(level=4), (ValueError, r"level is 4; expected 0-3")),
+        (lambda: _subject(affected_side="both"), (ValueError, "affected_side is 'both'")),
+        (lambda: _subject(cadence_steps_per_min=0.0), (ValueError, "cadence_steps_per_min is 0.0; expected 20-250")),
+        (lambda: _subject(stance_fraction=0.3), (ValueError, r"stance_fraction is 0\.3; expected 0\.5-0\.85")),
+        (lambda: replace(_subject().body, thigh=0.0), (ValueError, "body thigh is 0.0; expected a length > 0")),
+        (
+            lambda: synthesize(2, np.random.default_rng(0), subject=_subject()),
+            (CpgaitError, "drawn at level 1 but level 2 was asked for"),
+        ),
+        (lambda: synthesize(1, np.random.default_rng(0), layout="body25"), (CpgaitError, "layout is 'body25'")),
+        (lambda: synthesize(1, np.random.default_rng(0), fps=0.0), (CpgaitError, "fps is 0.0; expected a number")),
+        (lambda: draw_subject(5, np.random.default_rng(0)), (CpgaitError, "level is 5; expected 0-3")),
     ],
 )
 def test_bad_parameters_are_refused(make, error) -> None:
     if error is None:
         assert isinstance(make(), SubjectParams) and isinstance(make().body, Body)
     else:
-        with pytest.raises(error):
+        with pytest.raises(error[0], match=error[1]):
             make()
 
 
@@ -205,7 +208,7 @@ def _cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, *args: 
     from cpgait.cli import main
 
     monkeypatch.setattr(sys, "argv", ["cpgait", "synth", *args])
-    with pytest.raises(SystemExit) as exit_info:
+    with pytest.raises(SystemExit, match=r"^\d*$") as exit_info:  # an exit status, the message on stderr
         main()
     captured = capsys.readouterr()
     return exit_info.value.code, captured.out + captured.err

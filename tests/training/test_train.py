@@ -13,9 +13,11 @@ import torch
 
 from cpgait.cli import main
 from cpgait.export.checkpoint import load_checkpoint
-from cpgait.runtime.gait.features import SCALAR_NAMES, SERIES_NAMES, with_masks
+from cpgait.runtime.core.layouts import COCO17
+from cpgait.runtime.gait.feature_bank import REGISTRY
+from cpgait.runtime.gait.features import SERIES_NAMES, with_masks
 from cpgait.training.synth import write_dataset
-from cpgait.training.train import TrainConfig, train
+from cpgait.training.train import TrainConfig, file_sha256, train
 
 TINY = dict(window=32, stride=16, epochs=3, batch_size=16, width=0.05, embed_dim=8, patience=10)
 TINY_ARGS = ["--window", "32", "--stride", "16", "--batch-size", "16", "--width", "0.05", "--device", "cpu"]
@@ -37,14 +39,15 @@ def checkpoint(data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, *args: str) -> tuple[int, str]:
     monkeypatch.setattr(sys, "argv", ["cpgait", *args])
-    with pytest.raises(SystemExit) as exit_info:
+    with pytest.raises(SystemExit, match=r"^\d*$") as exit_info:  # an exit status, the message on stderr
         main()
     captured = capsys.readouterr()
     return int(exit_info.value.code or 0), captured.out + captured.err
 
 
 class _Interrupt(Exception):
-    pass
+    def __init__(self) -> None:
+        super().__init__("interrupted after epoch 2")
 
 
 def test_resumed_run_ends_exactly_where_the_uninterrupted_run_ends(data: Path, tmp_path: Path) -> None:
@@ -55,7 +58,7 @@ def test_resumed_run_ends_exactly_where_the_uninterrupted_run_ends(data: Path, t
         if record["epoch"] == 2:
             raise _Interrupt
 
-    with pytest.raises(_Interrupt):
+    with pytest.raises(_Interrupt, match="after epoch 2"):
         train(data, tmp_path / "part.pt", config, device="cpu", on_epoch=stop_after_two, show_progress=False)
     assert load_checkpoint(tmp_path / "part.pt").training["epochs_run"] == 2
     resumed = train(data, tmp_path / "part.pt", config, device="cpu", resume=True, show_progress=False)
@@ -77,9 +80,12 @@ def test_checkpoint_carries_the_contract_and_says_synthetic(checkpoint: Path) ->
     ckpt = load_checkpoint(checkpoint)
     contract = ckpt.contract
     assert (contract.layout, contract.window, contract.fps, contract.streams) == ("coco17_feet", 32, 30.0, "fused")
-    assert contract.series_features == SERIES_NAMES and contract.scalar_features == with_masks(SCALAR_NAMES)
+    # every feature: the clinical ones first, then the per-joint bank (registry order), scalars with their masks
+    assert contract.series_features == tuple(f.name for f in REGISTRY if f.kind == "series")
+    assert contract.scalar_features == with_masks([f.name for f in REGISTRY if f.kind == "scalar"])
+    assert contract.series_features[: len(SERIES_NAMES)] == SERIES_NAMES
     assert contract.synthetic and "SYNTHETIC" in contract.training_data
-    assert {"left_hip", "right_hip", "left_knee", "right_ankle"} <= set(contract.feature_joints)
+    assert set(contract.feature_joints) == set(COCO17.joints)
     split = {name: set(subjects) for name, subjects in ckpt.training["split"].items()}
     assert set(split) == {"train", "val", "test"} and all(split.values())
     assert not (split["train"] & split["test"] or split["train"] & split["val"] or split["val"] & split["test"])
@@ -120,6 +126,9 @@ def test_evaluate_and_explain_write_their_reports(
     assert report["recordings"]["n"] == 24
     assert (tmp_path / "eval" / "confusion.png").stat().st_size > 0
     assert "macro-F1" in text and "kappa" in text
+    assert report["subjects"]["n"] == len(report["per_subject"]) and "95 % bootstrap intervals" in text
+    ci = report["subject_intervals"]["accuracy"]
+    assert ci["lo"] <= ci["value"] == report["subjects"]["accuracy"] <= ci["hi"]
 
     code, text = _cli(
         monkeypatch,
@@ -131,12 +140,15 @@ def test_evaluate_and_explain_write_their_reports(
         "all",
         "--out",
         str(tmp_path / "explain"),
+        "--layer",
+        "2",
         "--device",
         "cpu",
     )
     assert code == 0, text
     ranking = json.loads((tmp_path / "explain" / "joint_ranking.json").read_text())
     assert len(ranking["joints"]) == 17 and ranking["synthetic"] is True
+    assert ranking["layer"] == 2 and ranking["model_sha256"] == file_sha256(checkpoint)
     values = [j["importance"] for j in ranking["joints"]]
     assert values == sorted(values, reverse=True) and values[0] == 1.0
     assert (tmp_path / "explain" / "joint_importance.png").stat().st_size > 0
@@ -153,13 +165,16 @@ def test_evaluate_and_explain_write_their_reports(
         "--feature-joints",
         str(tmp_path / "explain" / "joint_ranking.json"),
         "--top-k",
-        "17",
+        "3",
         *TINY_ARGS,
     )
     assert code == 0, text
-    assert list(load_checkpoint(tmp_path / "top.pt").training["settings"]["joints"]) == [
-        j["name"] for j in ranking["joints"]
-    ]
+    top = load_checkpoint(tmp_path / "top.pt")
+    assert list(top.training["settings"]["joints"]) == [j["name"] for j in ranking["joints"][:3]]
+    # the study's order: the ST-GCN starts from the explained checkpoint, identified by its hash
+    assert top.training["init_skeleton_sha256"] == ranking["model_sha256"]
+    assert top.training["feature_ranking"]["top_k"] == 3
+    assert set(top.contract.feature_joints) <= {j["name"] for j in ranking["joints"][:3]}
 
 
 def _relabelled(data: Path, out: Path, label: int) -> Path:
@@ -229,3 +244,30 @@ def test_bad_input_is_one_line_and_exit_code_2(
     import re
 
     assert re.search(expected, text), text
+
+
+def test_early_stopping_and_the_best_epoch_restore(data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Validation scores 0.3, 0.5, 0.5, 0.4 with patience 2: epoch 2 is the best (an equal score is no
+    improvement), epochs 3 and 4 are stale, training stops after epoch 4 of 10, and the checkpoint holds the weights
+    the model had when epoch 2 was validated."""
+    import cpgait.training.train as training
+
+    scores = iter([0.3, 0.5, 0.5, 0.4, 0.9, 0.9])
+    weights: list[dict] = []
+    real_predict = training.predict
+
+    def predict(model, *args, **kwargs):
+        weights.append({k: v.clone() for k, v in model.state_dict().items()})
+        return real_predict(model, *args, **kwargs)
+
+    monkeypatch.setattr(training, "predict", predict)
+    monkeypatch.setattr(training, "macro_f1", lambda confusion: next(scores))
+    config = TrainConfig(**{**TINY, "epochs": 10, "patience": 2})
+    result = train(data, tmp_path / "early.pt", config, device="cpu", show_progress=False)
+    assert [r["val_macro_f1"] for r in result.training["history"]] == [0.3, 0.5, 0.5, 0.4]
+    assert result.training["epochs_run"] == 4 and result.training["best_epoch"] == 2
+    assert result.training["best_val_macro_f1"] == 0.5 and len(weights) == 4
+    assert all(torch.equal(result.state_dict[k], v) for k, v in weights[1].items())
+    assert not all(torch.equal(result.state_dict[k], v) for k, v in weights[3].items())  # training went on
+    saved = load_checkpoint(tmp_path / "early.pt")
+    assert all(torch.equal(saved.state_dict[k], v) for k, v in weights[1].items())

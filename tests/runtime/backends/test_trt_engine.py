@@ -222,7 +222,7 @@ def test_build_without_tensorrt_exits_2_with_a_clear_message(
         "argv",
         ["cpgait", "build", str(model), "--precision", "fp16", "--out", str(tmp_path / "engines"), "--no-gate"],
     )
-    with pytest.raises(SystemExit) as info:
+    with pytest.raises(SystemExit, match="^2$") as info:
         main()
     err = capsys.readouterr().err
     assert info.value.code == 2 and "TensorRT is not installed here" in err and "Traceback" not in err

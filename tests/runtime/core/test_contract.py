@@ -74,5 +74,5 @@ def test_bad_contract_json(text: str, message: str) -> None:
 
 
 def test_contract_is_frozen() -> None:
-    with pytest.raises(dataclasses.FrozenInstanceError):
+    with pytest.raises(dataclasses.FrozenInstanceError, match="cannot assign to field 'window'"):
         _contract().window = 3  # type: ignore[misc]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -120,7 +121,7 @@ MANIFEST_CASES = [
 @pytest.mark.parametrize("case,error,words", MANIFEST_CASES, ids=[c[0] for c in MANIFEST_CASES])
 def test_bad_manifest_is_one_clear_error(tmp_path: Path, case: str, error: type[Exception], words: str) -> None:
     path = _bad_manifest(tmp_path, case)
-    with pytest.raises(error) as info:
+    with pytest.raises(error, match=re.escape(words)) as info:
         Dataset.from_path(path)
     assert words in str(info.value) and str(path) in str(info.value)
 
@@ -211,7 +212,7 @@ def test_split_refuses_bad_input(tmp_path: Path, problem: str, error: type[Excep
         label=2 if problem == "mixed labels" else 1, subject="" if problem == "no subject" else "kid", recording="b"
     ).save(tmp_path / "b.npz")
     fractions = (0.5, 0.5, 0.5) if problem == "fractions" else (0.7, 0.1, 0.2)
-    with pytest.raises(error) as info:
+    with pytest.raises(error, match=re.escape(words)) as info:
         subject_split(Dataset.from_path(tmp_path), fractions, seed=0)
     assert words in str(info.value)
 
@@ -228,7 +229,7 @@ def test_windows_of_a_short_recording_say_how_many_frames_it_has_and_needs() -> 
     seq = _seq(num_frames=50, fps=25, recording="short")
     needed = min_frames(124, 30, 25)
     assert needed == 104  # 103 frames at 25 fps last 4.08 s; 124 frames at 30 fps span 4.1 s
-    with pytest.raises(SequenceTooShort) as info:
+    with pytest.raises(SequenceTooShort, match="recording short") as info:
         windows(seq, window=124, fps=30, stride=12)
     assert (info.value.frames, info.value.needed) == (59, 124)
     assert "recording short" in str(info.value) and "59 frames at 30 fps" in str(info.value)
@@ -236,7 +237,7 @@ def test_windows_of_a_short_recording_say_how_many_frames_it_has_and_needs() -> 
     assert isinstance(info.value, CpgaitError)
     exact = _seq(num_frames=needed, fps=25)
     assert windows(exact, window=124, fps=30, stride=12)[0].shape[:2] == (1, 124)
-    with pytest.raises(SequenceTooShort):
+    with pytest.raises(SequenceTooShort, match=f"needs 124 .*{needed} at 25 fps"):
         windows(_seq(num_frames=needed - 1, fps=25), window=124, fps=30, stride=12)
 
 
@@ -244,7 +245,7 @@ def test_require_layout_names_file_found_and_expected(tmp_path: Path) -> None:
     path = _seq(layout="body25").save(tmp_path / "b.npz")
     record = Record.read(path)
     require_layout(_seq(), ["coco17", "coco17_feet"])
-    with pytest.raises(CpgaitError) as info:
+    with pytest.raises(CpgaitError, match="'body25'") as info:
         require_layout(record, ["coco17", "coco17_feet"])
     assert (
         str(path) in str(info.value)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -138,7 +139,7 @@ def _table(mini: Miniature, tmp_path: Path, edit) -> GaitlabFiles:
     ids=["no gmfcs column", "bad side", "short row", "no rows", "nothing importable"],
 )
 def test_a_bad_table_is_one_clear_error(mini: Miniature, tmp_path: Path, edit, words: str) -> None:
-    with pytest.raises(CpgaitError) as info:
+    with pytest.raises(CpgaitError, match=re.escape(words)) as info:
         import_gaitlab(_table(mini, tmp_path, edit), tmp_path / "data")
     assert words in str(info.value) and "table.csv" in str(info.value)
 
@@ -178,7 +179,7 @@ def test_missing_files_are_named(mini: Miniature, tmp_path: Path) -> None:
         ((None, mini.root / "processed" / "video_csvs"), "expected ROOT, or both --videos DIR and --table CSV"),
         ((mini.root, None, tmp_path / "t.csv"), "t.csv: no such file; expected the lab table"),
     ):
-        with pytest.raises(CpgaitError) as info:
+        with pytest.raises(CpgaitError, match=re.escape(words)) as info:
             GaitlabFiles.locate(*args)
         assert words in str(info.value)
 

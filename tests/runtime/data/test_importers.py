@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -253,7 +254,7 @@ def test_bad_input_is_one_clear_error_naming_the_file(
     tmp_path: Path, case: str, error: type[Exception], words: str
 ) -> None:
     kind, path = _bad_input(tmp_path, case)
-    with pytest.raises(error) as info:
+    with pytest.raises(error, match=re.escape(words)) as info:
         if kind == "openpose":
             import_openpose(path, fps=25)
         else:

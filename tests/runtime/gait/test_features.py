@@ -14,7 +14,6 @@ from cpgait.runtime.gait.features import (
     SERIES_NAMES,
     IncrementalFeatures,
     compute_features,
-    select_features,
     window_inputs,
 )
 from cpgait.runtime.gait.keypoints import preprocess
@@ -33,11 +32,20 @@ def figure(
     offset=(300.0, 400.0),
     cycle_s: float | None = None,
     feet: bool = True,
+    knee_amp: tuple[float, float] = (25.0, 25.0),
+    knee_right: float | None = None,
+    right_shift: float = np.pi,
+    knee_drift: float = 0.0,
+    limp: float = 0.0,
 ) -> np.ndarray:
     """A side-view stick figure walking towards +x in image pixels, `[T, V, 3]`, from joint angles in degrees.
 
     thigh: from the downward vertical, knee ahead positive; knee: flexion; lean: trunk forward; foot: toe up.
-    With `cycle_s`, thigh and knee swing sinusoidally around the given values, the right leg half a cycle behind.
+    With `cycle_s`, thigh and knee swing sinusoidally around the given values, the right leg `right_shift` behind
+    (half a cycle), on a cycle phase 2 pi t / cycle + `limp` sin(2 pi t / cycle) (a limp makes the steps that end
+    in a left and a right heel strike differ in time): knee flexion = base + amp (1 + sin(phase + shift + 1))
+    (`knee_truth`), base = `knee` (`knee_right` for the right leg) rising linearly by `knee_drift` over the
+    figure, amp = `knee_amp` per side.
     Segments: thigh = shank = 0.5 (leg length 1), times `scale` pixels.
     """
     times = np.arange(t) / FPS
@@ -46,10 +54,12 @@ def figure(
     hip = np.stack([speed * times, np.zeros(t)], axis=1)
     up = np.radians(lean)
     shoulder = hip + 0.6 * np.array([np.sin(up), np.cos(up)])
-    for side, shift in (("left", 0.0), ("right", np.pi)):
-        swing = np.sin(2 * np.pi * times / cycle_s + shift) if cycle_s else np.zeros(t)
+    for side, shift in (("left", 0.0), ("right", right_shift)):
+        swing = np.sin(_phase(t, cycle_s, limp) + shift) if cycle_s else np.zeros(t)
         a = np.radians(thigh + 25 * swing)
-        k = np.radians(knee + 25 * (1 + np.sin(2 * np.pi * times / cycle_s + shift + 1.0)) if cycle_s else knee + 0 * a)
+        base = knee if side == "left" or knee_right is None else knee_right
+        amp = knee_amp[side == "right"]
+        k = np.radians(knee_truth(t, base, amp, shift, cycle_s, knee_drift, limp) if cycle_s else base + 0 * a)
         knee_pt = hip + 0.5 * np.stack([np.sin(a), -np.cos(a)], axis=1)
         ankle = knee_pt + 0.5 * np.stack([np.sin(a - k), -np.cos(a - k)], axis=1)
         f = np.radians(foot)
@@ -76,6 +86,18 @@ def figure(
     return kp.astype(np.float32)
 
 
+def _phase(t: int, cycle_s: float, limp: float) -> np.ndarray:
+    phase = 2 * np.pi * np.arange(t) / FPS / cycle_s
+    return phase + limp * np.sin(phase)
+
+
+def knee_truth(
+    t: int, base: float, amp: float, shift: float, cycle_s: float, drift: float = 0.0, limp: float = 0.0
+) -> np.ndarray:
+    """The knee flexion (deg) `figure` gives a walking leg, frame by frame."""
+    return base + drift * np.arange(t) / (t - 1) + amp * (1 + np.sin(_phase(t, cycle_s, limp) + shift + 1.0))
+
+
 def mirrored(kp: np.ndarray, width: float = 2000.0) -> np.ndarray:
     out = kp.copy()
     out[..., 0] = width - out[..., 0]
@@ -91,35 +113,6 @@ def test_registry_names_kinds_and_units() -> None:
     assert list(SERIES_NAMES) + list(SCALAR_NAMES) == names
     assert {f.kind for f in FEATURES} == {"series", "scalar"}
     assert all(f.unit and f.description and set(f.joints) <= set(COCO17.joints) for f in FEATURES)
-
-
-def test_select_features_by_joints() -> None:
-    assert select_features(COCO17.joints) == [f.name for f in FEATURES]
-    left_leg = select_features(["left_hip", "right_hip", "left_knee", "left_ankle"])
-    assert left_leg == ["knee_flexion_left", "ankle_left"]
-    legs = select_features(["left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle"])
-    assert {"cadence", "step_length", "knee_rom_left", "si_knee_rom", "inter_ankle_distance"} <= set(legs)
-    assert not {"trunk_lean", "hip_flexion_left"} & set(legs)
-    assert select_features(["nose"]) == []
-
-
-def test_select_features_rejects_unknown_joint() -> None:
-    with pytest.raises(CpgaitError, match="left_heel"):
-        select_features(["left_hip", "left_heel"])
-
-
-# ---- geometry ----------------------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("knee,thigh,lean", [(0.0, 0.0, 0.0), (35.0, 20.0, 10.0), (60.0, -15.0, -5.0)])
-def test_known_angles(knee: float, thigh: float, lean: float) -> None:
-    f = compute_features(figure(knee=knee, thigh=thigh, lean=lean, foot=-12.0), "coco17_feet", FPS)
-    for side in ("left", "right"):
-        np.testing.assert_allclose(f.series_of(f"knee_flexion_{side}"), knee, atol=1e-3)
-        np.testing.assert_allclose(f.series_of(f"hip_flexion_{side}"), thigh + lean, atol=1e-3)
-        # dorsiflexion = foot angle - shank angle (shank = thigh - knee, from the vertical, ankle ahead positive)
-        np.testing.assert_allclose(f.series_of(f"ankle_{side}"), -12.0 - (thigh - knee), atol=1e-3)
-    np.testing.assert_allclose(f.series_of("trunk_lean"), lean, atol=1e-3)
 
 
 def test_ankle_without_feet_is_shank_inclination() -> None:
@@ -146,6 +139,77 @@ def test_walking_figure_gait_scalars() -> None:
     assert set(f.events[:, 1]) == {0, 1} and np.all(np.diff(f.events[:, 1]) != 0)  # alternating sides
     knee_true = 20 + 25 * (1 + np.sin(2 * np.pi * np.arange(124) / FPS + 1.0))
     assert np.sqrt(np.mean((f.series_of("knee_flexion_left") - knee_true) ** 2)) < 0.5
+
+
+def _truth_events(kp: np.ndarray, k: int = 3) -> list[tuple[int, int]]:
+    """Heel strikes straight from a noise-free figure's ankles (walking towards +x): extrema over +-k frames of
+    x_left_ankle - x_right_ankle, a maximum (left ahead) = a left strike (0), a minimum = a right strike (1)."""
+    d = kp[:, COCO17.index("left_ankle"), 0] - kp[:, COCO17.index("right_ankle"), 0]
+    out = []
+    for i in range(k, len(d) - k):
+        near = np.delete(d[i - k : i + k + 1], k)
+        if d[i] > near.max() or d[i] < near.min():
+            out.append((i, 0 if d[i] > near.max() else 1))
+    return out
+
+
+ASYMMETRIC = dict(knee=20.0, knee_right=10.0, knee_amp=(25.0, 15.0), knee_drift=12.0, limp=0.4)
+
+
+@pytest.mark.parametrize("walk", ["towards +x", "mirrored"])
+def test_heel_strike_sides_follow_the_leading_ankle(walk: str) -> None:
+    kp = figure(t=124, cycle_s=1.0, speed=1.2, **ASYMMETRIC)
+    f = compute_features(kp if walk == "towards +x" else mirrored(kp), "coco17_feet", FPS)
+    truth = _truth_events(kp)
+    assert len(truth) == 8 and f.events[:, 1].tolist() == [side for _, side in truth]
+    assert np.abs(f.events[:, 0] - [frame for frame, _ in truth]).max() <= 1
+
+
+def test_per_side_scalars_against_the_truth_of_an_asymmetric_walk() -> None:
+    """Left knee 20 + 25 (1 + sin), right 10 + 15 (1 + sin), both rising 12 deg over the window, and a limp that
+    makes left and right steps differ in time: knee ROM and minimum flexion are means over each side's own strides
+    (not the whole window: the drift would add about 10 deg), and the symmetry indices compare the sides."""
+    t, cycle = 124, 1.0
+    kp = figure(t=t, cycle_s=cycle, speed=1.2, **ASYMMETRIC)
+    f = compute_features(kp, "coco17_feet", FPS)
+    truth = _truth_events(kp)
+    rom, low = {}, {}
+    for side, name, base, amp, shift in ((0, "left", 20.0, 25.0, 0.0), (1, "right", 10.0, 15.0, np.pi)):
+        knee = knee_truth(t, base, amp, shift, cycle, ASYMMETRIC["knee_drift"], ASYMMETRIC["limp"])
+        strikes = [frame for frame, s in truth if s == side]
+        strides = list(zip(strikes, strikes[1:]))
+        assert len(strides) == 3
+        rom[side] = np.mean([np.ptp(knee[a:b]) for a, b in strides])
+        low[side] = np.mean([knee[a:b].min() for a, b in strides])
+        assert np.ptp(knee) - rom[side] > 5  # the premise: the window's range is not the strides' mean
+        assert f.scalar(f"knee_rom_{name}") == pytest.approx(rom[side], abs=1.0)
+        assert f.scalar(f"knee_peak_extension_{name}") == pytest.approx(low[side], abs=1.0)
+
+    def si(left: float, right: float) -> float:
+        return abs(left - right) / (0.5 * (left + right)) * 100
+
+    frames = [frame for frame, _ in truth]
+    steps = {s: np.mean([b - a for a, b, (_, sd) in zip(frames, frames[1:], truth[1:]) if sd == s]) for s in (0, 1)}
+    d = (kp[:, COCO17.index("left_ankle"), 0] - kp[:, COCO17.index("right_ankle"), 0]) / 120.0  # leg = 120 px
+    separation = {s: np.mean([abs(d[frame]) for frame, sd in truth if sd == s]) for s in (0, 1)}
+    assert si(rom[0], rom[1]) > 40 and si(steps[0], steps[1]) > 30 and si(separation[0], separation[1]) > 30
+    assert f.scalar("si_knee_rom") == pytest.approx(si(rom[0], rom[1]), rel=0.05)
+    assert f.scalar("si_step_time") == pytest.approx(si(steps[0], steps[1]), rel=0.15)
+    assert f.scalar("si_step_length") == pytest.approx(si(separation[0], separation[1]), rel=0.05)
+    assert f.scalar("step_time") == pytest.approx(np.mean(np.diff(frames)) / FPS, rel=0.02)
+
+
+def test_a_half_seen_step_at_the_window_edge_is_no_event() -> None:
+    """A window starting 3 frames before a heel strike sees the extremum but not the feet coming together before
+    it (the distance changes by less than MIN_STEP_LEG): no event there; starting 8 frames before, there is."""
+    kp = figure(t=220, cycle_s=1.4)
+    frame, side = next((f, s) for f, s in _truth_events(kp) if f >= 10)
+    early = compute_features(kp[frame - 8 : frame - 8 + 124], "coco17_feet", FPS)
+    late = compute_features(kp[frame - 3 : frame - 3 + 124], "coco17_feet", FPS)
+    assert early.events[0].tolist() == [8, side]
+    assert late.events[0, 1] == 1 - side and late.events[0, 0] > 3 + 10  # the next strike, of the other foot
+    assert len(late.events) == len(early.events) - 1
+    assert late.scalar("step_time") == pytest.approx(0.7, rel=0.03) == early.scalar("step_time")
 
 
 # ---- invariance ----------------------------------------------------------------------------------------------------

@@ -47,9 +47,14 @@ def test_one_euro_skips_missing_joints_and_restarts_after_a_long_gap() -> None:
 
 
 @pytest.mark.parametrize(
-    "kwargs",
-    [{"min_cutoff_hz": 0}, {"d_cutoff_hz": -1}, {"beta": -0.1}, {"max_gap_s": 0}],
+    "kwargs,shown",
+    [
+        ({"min_cutoff_hz": 0}, "min_cutoff=0,"),
+        ({"d_cutoff_hz": -1}, "d_cutoff=-1,"),
+        ({"beta": -0.1}, "beta=-0.1,"),
+        ({"max_gap_s": 0}, "max_gap=0"),
+    ],
 )
-def test_one_euro_settings_are_checked(kwargs: dict) -> None:
-    with pytest.raises(CpgaitError):
+def test_one_euro_settings_are_checked(kwargs: dict, shown: str) -> None:
+    with pytest.raises(CpgaitError, match=f"One-Euro settings .*{shown}.*: expected cutoffs and gap > 0, beta >= 0"):
         OneEuroFilter(**kwargs)

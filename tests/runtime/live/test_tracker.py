@@ -103,19 +103,19 @@ def test_invalid_boxes_are_ignored() -> None:
     "kwargs,expected",
     [
         ({}, None),
-        ({"history_s": 0.2, "min_history_s": 0.4}, CpgaitError),
-        ({"forget_after_s": 0}, CpgaitError),
-        ({"min_walk_speed": -1}, CpgaitError),
-        ({"min_height_frac": 1.0}, CpgaitError),
-        ({"max_match_distance": 0}, CpgaitError),
-        ({"min_samples": 2}, CpgaitError),
+        ({"history_s": 0.2, "min_history_s": 0.4}, r"history 0\.4\.\.0\.2 s"),
+        ({"forget_after_s": 0}, "forget after 0 s"),
+        ({"min_walk_speed": -1}, "walk speed/distance must be >= 0"),
+        ({"min_height_frac": 1.0}, r"min height a fraction in \[0, 1\)"),
+        ({"max_match_distance": 0}, "match distance 0; expected > 0"),
+        ({"min_samples": 2}, "min samples 2; expected >= 3"),
     ],
 )
-def test_tracker_settings_are_checked(kwargs: dict, expected: type[Exception] | None) -> None:
+def test_tracker_settings_are_checked(kwargs: dict, expected: str | None) -> None:
     if expected is None:
         assert TrackerConfig(**kwargs).forget_after_s > 0
         return
-    with pytest.raises(expected):
+    with pytest.raises(CpgaitError, match=expected):
         TrackerConfig(**kwargs)
 
 

@@ -1,0 +1,209 @@
+"""Mutation testing of the core modules with mutmut (`make mutation`); writes docs/mutation/report.md.
+
+mutmut derives each mutant's module name from its file path, so it needs the package laid out as it is imported
+(`cpgait/runtime/...`), whereas this repository maps `cpgait.runtime` to `runtime/` (pyproject's package-dir).
+This script therefore stages a copy of the package as `src/cpgait/...` plus the tests in `.cache/mutation/`, runs
+`mutmut run` there on the mutants of `SCOPES` (whole modules, or the named functions of a large module), and writes
+the report: score per module, survivors with their diffs, and the survivors judged equivalent (`EQUIVALENT`) with
+the reason. Usage: `python scripts/mutation.py [--jobs N] [--only features.py ...]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import tomllib
+
+ROOT = Path(__file__).resolve().parent.parent
+STAGE = ROOT / ".cache" / "mutation"
+REPORT = ROOT / "docs" / "mutation" / "report.md"
+
+# file -> (mutmut name patterns of the mutants to run, "*" = every function; the tests that cover them)
+LIVE_TESTS = "tests/runtime/live/test_pipeline.py"
+SCOPES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    # events, their confirmation at the window's edges, the per-window scalars and symmetry indices
+    "runtime/gait/features.py": (
+        ("x_heel_strikes__*", "x__alternating__*", "x__confirmed__*", "x__si__*", "x_window_scalars__*"),
+        ("tests/runtime/gait",),
+    ),
+    "runtime/gait/keypoints.py": (("*",), ("tests/runtime/gait",)),
+    # the figures and thresholds (the `failures` property itself: mutmut leaves decorated functions alone)
+    "calibration/gate.py": (("x_compare__*", "xǁThresholdsǁ__post_init____*"), ("tests/calibration/test_gate.py",)),
+    "calibration/quantize.py": (("x_quantize__*",), ("tests/calibration/test_quantize.py",)),
+    # pose post-processing
+    "runtime/pose/blazepose.py": (
+        ("x_alignment_roi__*", "x_weighted_nms__*", "x_refine_from*"),
+        ("tests/runtime/pose/test_pose.py",),
+    ),
+    "runtime/live/gait_session.py": (("*",), (LIVE_TESTS,)),
+    # the bookkeeping of subjects, sessions and estimates (the threads around it are tested, not mutated)
+    "runtime/live/pipeline.py": (("xǁPipelineǁ_temporal__*", "xǁPipelineǁestimate__*"), (LIVE_TESTS,)),
+    "runtime/core/metrics.py": (("*",), ("tests/runtime/core/test_metrics.py", "tests/calibration/test_gate.py")),
+    # the epoch loop: early stopping and the best-epoch restore
+    "training/train.py": (("x_train__*",), ("tests/training/test_train.py",)),
+    # the live reader's skipped-frame count
+    "runtime/live/capture.py": (("xǁLiveSourceǁ__iter____*",), ("tests/runtime/live/test_capture.py",)),
+    # the warm-up frames left out of the steady-state frames/s
+    "bench/pipeline.py": (("x__steady_fps__*",), ("tests/bench/test_pipeline_bench.py",)),
+}
+# The end-to-end run on the real clip (BlazePose on 200 frames, a minute) is left out of the mutation runs: the
+# fake-pose pipeline tests cover the same bookkeeping in seconds.
+DESELECT = "not real_clip"
+# mutant name -> why no test can kill it (the mutated program behaves identically)
+EQUIVALENT: dict[str, str] = {
+    "cpgait.bench.pipeline.x__steady_fps__mutmut_1": "`>` -> `>=` at WARMUP_FRAMES + 1 results: with exactly that "
+    "many, the span after the warm-up is 0 and the function falls back to results / wall time, as it does unmutated",
+}
+
+
+def module_of(path: str) -> str:
+    """`runtime/gait/features.py` -> `cpgait.runtime.gait.features` (pyproject's package-dir mapping)."""
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-dir"]
+    top, rest = path.split("/", 1)
+    package = next(pkg for pkg, folder in config.items() if folder == top)
+    return f"{package}.{rest[:-3].replace('/', '.')}"
+
+
+def _extract(rev: str, paths: list[str], into: Path) -> None:
+    archive = subprocess.run(["git", "archive", rev, *paths], cwd=ROOT, capture_output=True, check=True)
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive.stdout, check=True)
+
+
+def stage(files: list[str], tests_rev: str | None) -> None:
+    """A fresh `.cache/mutation`: the committed (HEAD) package as `src/cpgait/...`, the way it is imported, the
+    tests of HEAD (or of git revision `tests_rev`, e.g. to score the tests before a change), and mutmut's
+    configuration for `files`. Committed files only: edits in the work tree during a run cannot leak in."""
+    shutil.rmtree(STAGE, ignore_errors=True)  # (a killed run may leave files behind: staging overwrites them)
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    package_dir = config["tool"]["setuptools"]["package-dir"]
+    head = STAGE / "head"
+    head.mkdir(parents=True, exist_ok=True)
+    _extract("HEAD", sorted(set(package_dir.values())), head)
+    for package, folder in sorted(package_dir.items()):
+        shutil.copytree(head / folder, STAGE / "src" / package.replace(".", "/"), dirs_exist_ok=True)
+    shutil.rmtree(head)
+    _extract(tests_rev or "HEAD", ["tests"], STAGE)
+    only = [f"src/{module_of(p).replace('.', '/')}.py" for p in files]
+    tests = sorted({t for f in files for t in SCOPES[f][1]})
+    pytest_ini = config["tool"]["pytest"]["ini_options"]
+    lines = [
+        "[tool.pytest.ini_options]",
+        f"markers = {json.dumps(pytest_ini['markers'])}",
+        "[tool.mutmut]",
+        'source_paths = ["src"]',
+        f"only_mutate = {json.dumps(only)}",
+        f"pytest_add_cli_args_test_selection = {json.dumps([*tests, '-k', DESELECT])}",
+        'process_isolation = "forkserver"',  # the training tests use torch, which is not fork-safe
+        "use_git_change_detection = false",
+    ]
+    (STAGE / "pyproject.toml").write_text("\n".join(lines) + "\n")
+    # files some tests read from the repository's root (the tests run in .cache/mutation/mutants)
+    shutil.copytree(ROOT / "bench" / "results", STAGE / "mutants" / "bench" / "results")
+    clip = ROOT / ".cache" / "demo.mp4"
+    if clip.is_file():
+        (STAGE / "mutants" / ".cache").mkdir(parents=True)
+        shutil.copy2(clip, STAGE / "mutants" / ".cache" / "demo.mp4")
+
+
+def patterns(files: list[str]) -> list[str]:
+    return [f"{module_of(f)}.{p}" for f in files for p in SCOPES[f][0]]
+
+
+def results(files: list[str]) -> dict[str, dict[str, str]]:
+    """file -> {mutant name: status} for the mutants in scope."""
+    from mutmut.stats import status_by_exit_code
+
+    out = {}
+    for f in files:
+        meta = STAGE / "mutants" / "src" / (module_of(f).replace(".", "/") + ".py.meta")
+        codes = json.loads(meta.read_text())["exit_code_by_key"] if meta.exists() else {}
+        wanted = [f"{module_of(f)}.{p}" for p in SCOPES[f][0]]
+        out[f] = {
+            name: status_by_exit_code[code]
+            for name, code in sorted(codes.items())
+            if any(fnmatch.fnmatch(name, w) for w in wanted)
+        }
+    return out
+
+
+def diff(name: str) -> str:
+    shown = subprocess.run(
+        [sys.executable, "-m", "mutmut", "show", name], cwd=STAGE, capture_output=True, text=True, check=False
+    )
+    lines = [ln for ln in shown.stdout.splitlines() if ln.startswith(("+", "-")) and not ln.startswith(("+++", "---"))]
+    return "\n".join(lines)
+
+
+def write_report(by_file: dict[str, dict[str, str]], seconds: float, command: str, path: Path) -> None:
+    rows, survivors = [], []
+    for f, statuses in by_file.items():
+        counts = {s: list(statuses.values()).count(s) for s in set(statuses.values())}
+        equivalent = [n for n, s in statuses.items() if s == "survived" and n in EQUIVALENT]
+        killed = counts.get("killed", 0) + counts.get("timeout", 0)
+        considered = len(statuses) - len(equivalent)
+        score = 100.0 * killed / considered if considered else float("nan")
+        scope = "whole module" if SCOPES[f][0] == ("*",) else ", ".join(p.rstrip("_*") for p in SCOPES[f][0])
+        rows.append(
+            f"| {f} | {scope} | {len(statuses)} | {killed} | {counts.get('survived', 0) - len(equivalent)} | "
+            f"{len(equivalent)} | {counts.get('no tests', 0)} | {score:.1f} % |"
+        )
+        survivors += [(n, s) for n, s in statuses.items() if s not in ("killed", "timeout")]
+    text = [
+        "# Mutation testing of the core modules",
+        "",
+        f"Made by `{command}` (mutmut, {time.strftime('%Y-%m-%d')}, {seconds / 60:.0f} min on this machine).",
+        "Score = killed (or timed out) / (mutants - survivors judged equivalent). Timeouts count as killed: the",
+        "mutant made a test hang (an infinite loop), which the suite reports as a failure.",
+        "",
+        "| module | scope | mutants | killed | survived | equivalent | no tests | score |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        *rows,
+        "",
+        "## Survivors judged equivalent",
+        "",
+        *[f"- `{n}`: {why}" for n, why in sorted(EQUIVALENT.items())],
+        "",
+        "## Other survivors (gaps in the tests)",
+        "",
+    ]
+    for name, status in survivors:
+        if name not in EQUIVALENT:
+            text += [f"`{name}` ({status}):", "```diff", diff(name), "```", ""]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(text).rstrip() + "\n")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=2, help="mutants tested at once")
+    parser.add_argument("--only", nargs="*", default=None, help="files (e.g. gate.py, bench/pipeline.py) to run")
+    parser.add_argument("--tests-rev", default=None, help="score the tests of this git revision instead")
+    parser.add_argument("--report", type=Path, default=REPORT, help="where to write the report")
+    parser.add_argument("--report-only", action="store_true", help="rewrite the report from the last run")
+    args = parser.parse_args()
+    files = [f for f in SCOPES if not args.only or any(f == o or f.endswith(f"/{o}") for o in args.only)]
+    unknown = [o for o in args.only or () if not any(f == o or f.endswith(f"/{o}") for f in SCOPES)]
+    if unknown:
+        parser.error(f"--only {unknown}: expected some of {list(SCOPES)}")
+    timing = STAGE / "run.json"
+    if not args.report_only:
+        start = time.perf_counter()
+        stage(files, args.tests_rev)
+        run = [sys.executable, "-m", "mutmut", "run", "--max-children", str(args.jobs), *patterns(files)]
+        subprocess.run(run, cwd=STAGE, check=True)
+        timing.write_text(json.dumps({"seconds": time.perf_counter() - start, "argv": sys.argv[1:]}))
+    argv = [a for a in json.loads(timing.read_text())["argv"] if a != "--report-only"]
+    command = " ".join(["python scripts/mutation.py", *argv]) if argv else "make mutation"
+    write_report(results(files), json.loads(timing.read_text())["seconds"], command, args.report)
+    print(f"wrote {args.report}")
+
+
+if __name__ == "__main__":
+    main()
