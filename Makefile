@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test mutation lint typecheck kiosk model paper-table agreement bench clean
+.PHONY: venv demo test system-packages mutation lint typecheck kiosk model paper-table agreement bench clean
 
 venv: $(STAMP)
 
@@ -45,6 +45,15 @@ kiosk: $(STAMP) $(DEMO_CLIP)
 # it runs on tests/data/walk.mp4).
 test: $(STAMP) $(DEMO_CLIP)
 	$(BIN)/python -m pytest -q
+
+# Debian packages the stream-fault tests use: GStreamer's RTSP server, run by the system python3, serving the demo
+# clip re-encoded with x264 (plugins-ugly). Without them those tests skip and say why. CI runs this (needs root/sudo).
+SYSTEM_PACKAGES := gir1.2-gst-rtsp-server-1.0 python3-gst-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good \
+	gstreamer1.0-plugins-ugly
+system-packages:
+	$(if $(filter 0,$(shell id -u)),,sudo) apt-get update -q
+	$(if $(filter 0,$(shell id -u)),,sudo) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+		--no-install-recommends $(SYSTEM_PACKAGES)
 
 # Mutation testing of the core modules with mutmut (scripts/mutation.py; not part of `make test`): scores and
 # surviving mutants in docs/mutation/report.md. CPU-heavy: hours for every scope on 2 busy cores; `--only FILE`

@@ -180,6 +180,46 @@ def pipeline(
 
 
 @app.command()
+def soak(
+    source: str = typer.Argument(..., help="Video file (replayed endlessly at its fps), camera, RTSP/HTTP URL."),
+    minutes: float = typer.Option(..., "--minutes", help="How long to run the loop."),
+    model: str = typer.Option("reference", "--model", help="The ONNX classifier (or `reference`)."),
+    pose: str = typer.Option("blazepose", help="Pose model: blazepose or movenet."),
+    backend: str = typer.Option("ort-cpu", help="Runner for the pose models and the classifier."),
+    sample: float = typer.Option(10.0, "--sample", help="Seconds between samples."),
+    json_out: Path | None = typer.Option(None, "--json", help="Write the report (every sample, verdicts) here."),
+    png: Path | None = typer.Option(None, "--png", help="Write the plot (RSS, fds, threads, queues, latency) here."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing output files."),
+) -> None:
+    """The kiosk loop for N minutes on an endless source: RSS, descriptors, threads, queue depths and latency over
+    time, with pass/fail verdicts (exit 1 when one fails)."""
+    import json
+
+    from cpgait.bench.pipeline import _classifier_path
+    from cpgait.bench.soak import run_soak, save_plot
+    from cpgait.errors import atomic_output, check_outputs
+
+    classifier = str(_classifier_path(model))
+    check_outputs([source, classifier], [json_out, png], overwrite)
+    report = run_soak(
+        source, classifier, minutes, pose, backend, sample_s=sample, progress=lambda m: typer.echo(m, err=True)
+    )
+    if json_out is not None:
+        with atomic_output(json_out, overwrite) as tmp:
+            tmp.write_text(json.dumps(report, indent=1) + "\n")
+    if png is not None:
+        with atomic_output(png, overwrite) as tmp:
+            save_plot(report, tmp)
+    failed = [name for name, v in report["verdicts"].items() if isinstance(v, dict) and not v["ok"]]
+    for name, v in report["verdicts"].items():
+        typer.echo(f"{name}: {v}")
+    typer.echo(f"summary: {report['summary']}")
+    if failed:
+        typer.secho(f"soak FAIL: {', '.join(failed)}", fg="red", err=True)
+        raise typer.Exit(1)
+    typer.echo("soak PASS")
+
+
 def pose(
     video: str = typer.Argument(..., help="A clip of one person walking in side view (e.g. .cache/demo.mp4)."),
     options: str = typer.Option(

@@ -28,7 +28,7 @@ import numpy as np
 
 from cpgait.bench.environment import cpu_model
 from cpgait.bench.timing import LatencyStats
-from cpgait.errors import CpgaitError, refuse_overwrite
+from cpgait.errors import CpgaitError, atomic_output
 from cpgait.runtime.gait.features import SCALAR_NAMES, SERIES_NAMES, IncrementalFeatures, window_inputs
 
 FORMAT = "cpgait.bench.features/1"
@@ -170,6 +170,5 @@ def _load(load: list[float] | tuple[float, ...] | None) -> str:
 
 
 def write_json(report: dict, path: Path, overwrite: bool) -> None:
-    refuse_overwrite(path, overwrite)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report, indent=1) + "\n")
+    with atomic_output(path, overwrite) as tmp:
+        tmp.write_text(json.dumps(report, indent=1) + "\n")

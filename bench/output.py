@@ -10,7 +10,7 @@ from rich.console import Console
 from cpgait.bench.compare import compare, parse_threshold, print_comparison
 from cpgait.bench.report import print_report, to_markdown
 from cpgait.bench.results import load_report, write_json
-from cpgait.errors import CpgaitError, refuse_overwrite
+from cpgait.errors import CpgaitError, atomic_output, refuse_overwrite
 
 
 def check_outputs(paths: list[Path | None], overwrite: bool, baseline: Path | None, regression: str, kind: str) -> None:
@@ -45,9 +45,8 @@ def emit(
         write_json(report, json_path, overwrite)
         console.print(f"JSON: {json_path}")
     if md_path is not None:
-        refuse_overwrite(md_path, overwrite)
-        md_path.parent.mkdir(parents=True, exist_ok=True)
-        md_path.write_text(to_markdown(report))
+        with atomic_output(md_path, overwrite) as tmp:
+            tmp.write_text(to_markdown(report))
         console.print(f"markdown: {md_path}")
     if png_path is not None:
         from cpgait.bench.plot import save_png

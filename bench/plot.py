@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cpgait.errors import refuse_overwrite
+from cpgait.errors import atomic_output, refuse_overwrite
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -41,8 +41,8 @@ def save_png(report: dict, path: Path, overwrite: bool) -> None:
         f"{' · ' + env['gpus'][0]['name'] if env['gpus'] else ''} · {env['date']}",
         fontsize="small",
     )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    with atomic_output(path, overwrite) as tmp:
+        fig.savefig(tmp, dpi=110)
     plt.close(fig)
 
 

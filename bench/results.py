@@ -13,7 +13,7 @@ from pathlib import Path
 
 from cpgait.bench.memory import MemoryWindow
 from cpgait.bench.timing import LatencyStats
-from cpgait.errors import CpgaitError, refuse_overwrite
+from cpgait.errors import CpgaitError, atomic_output
 
 SCHEMA_VERSION = "cpgait.bench/1"
 SCHEMA_PATH = Path(__file__).with_name("schema.json")
@@ -88,10 +88,9 @@ def validate(report: dict, where: str = "benchmark report") -> None:
 
 
 def write_json(report: dict, path: Path, overwrite: bool) -> None:
-    refuse_overwrite(path, overwrite)
     validate(report, "the report just measured")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report, indent=1) + "\n")
+    with atomic_output(path, overwrite) as tmp:
+        tmp.write_text(json.dumps(report, indent=1) + "\n")
 
 
 def load_report(path: Path) -> dict:

@@ -216,13 +216,12 @@ def render(report: GateReport) -> object:
 
 
 def write_json(report: GateReport, path: str | Path, overwrite: bool = False) -> Path:
-    from cpgait.errors import refuse_overwrite
+    from cpgait.errors import atomic_output
 
     path = Path(path)
-    refuse_overwrite(path, overwrite)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(report.to_dict(), indent=2))
+        with atomic_output(path, overwrite) as tmp:
+            tmp.write_text(json.dumps(report.to_dict(), indent=2))
     except OSError as exc:
         raise CpgaitError(f"{path}: cannot write the report ({exc.strerror or exc})") from None
     return path

@@ -85,7 +85,10 @@ def train_command(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace --out if it exists."),
 ) -> None:
     """Train the severity model (subject-level split, balanced sampling, augmentation, early stopping)."""
+    from cpgait.errors import check_outputs
     from cpgait.training.train import TrainConfig, baseline_of, joints_from_ranking, train
+
+    check_outputs([data, feature_joints], [out], overwrite or resume)
 
     if (feature_joints is None) != (top_k is None):
         raise CpgaitError("--feature-joints and --top-k go together: a ranking file and how many of its joints")
@@ -127,7 +130,14 @@ def evaluate_command(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing files in --out."),
 ) -> None:
     """Window- and recording-level accuracy, macro-F1, weighted kappa and confusion matrices."""
+    from pathlib import Path
+
+    from cpgait.errors import check_outputs
     from cpgait.training.evaluate import evaluate
+
+    if out is not None:
+        files = [Path(out) / "evaluation.json", Path(out) / "confusion.png"]
+        check_outputs([checkpoint, data], files, overwrite, folders=[out])
 
     evaluate(checkpoint, data, split=split, out=out, overwrite=overwrite, stride=stride, device=device)
 
@@ -154,7 +164,13 @@ def explain_command(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing files in --out."),
 ) -> None:
     """Grad-CAM joint importance of the ST-GCN; writes the ranking `cpgait train --feature-joints` reads."""
+    from pathlib import Path
+
+    from cpgait.errors import check_outputs
     from cpgait.training.gradcam import explain
+
+    files = [Path(out) / "joint_ranking.json", Path(out) / "joint_importance.png"]
+    check_outputs([checkpoint, data], files, overwrite, folders=[out])
 
     explain(checkpoint, data, out, split=split, target=target, overwrite=overwrite, device=device, layer=layer)
 
@@ -181,6 +197,7 @@ def run_command(
     events: str = typer.Option(None, "--events", help="Write JSON lines here: start, subject, window, summary."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace --out / --events if they exist."),
     paced: bool = typer.Option(False, "--paced", help="Replay a file at its fps as if live (newest frame only)."),
+    loop: bool = typer.Option(False, "--loop", help="Replay a file endlessly at its fps (a demo, a soak test)."),
     stride: int = typer.Option(None, "--stride", min=1, help="Classify every S model frames (default T/4)."),
     max_frames: int = typer.Option(None, "--max-frames", min=1, help="Stop a file after this many frames."),
     record: str = typer.Option(
@@ -193,8 +210,11 @@ def run_command(
         None, "--triton-url", help="With --backend triton: the server, host:port (gRPC) or http://host:port."
     ),
 ) -> None:
-    """Camera or video -> pose -> walking subject -> gait features -> severity estimate, live."""
-    from cpgait.runtime.app.run import RunOptions, format_summary, run_live
+    """Camera or video -> pose -> walking subject -> gait features -> severity estimate, live.
+
+    Exit status: 0 done, 2 a user error (nothing written), 3 the video file was truncated (outputs kept, summary
+    flagged), 130 stopped by SIGINT / Ctrl-C, 143 stopped by SIGTERM (outputs finished in both cases)."""
+    from cpgait.runtime.app.run import RunOptions, exit_code, format_summary, run_live
 
     options = RunOptions(
         source=source,
@@ -210,6 +230,7 @@ def run_command(
         stride=stride,
         max_frames=max_frames,
         record=record,
+        loop=loop,
         pose_threads=pose_threads,
         triton_url=triton_url,
     )
@@ -218,6 +239,9 @@ def run_command(
     for what, path in (("overlay", out), ("events", events), ("recorded windows", record)):
         if path:
             typer.echo(f"{what}: {path}")
+    code = exit_code(summary)
+    if code:
+        raise typer.Exit(code)
 
 
 @app.command("pose")
@@ -228,12 +252,18 @@ def pose_command(
     backend: str = typer.Option("ort-cpu", "--backend", help=f"Pose model backend: {_RUNTIME_BACKENDS}."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUT if it exists."),
 ) -> None:
-    """Video -> the walking subject's keypoint sequence (same pose and tracking stages as `cpgait run`)."""
-    from cpgait.errors import refuse_overwrite
+    """Video -> the walking subject's keypoint sequence (same pose and tracking stages as `cpgait run`).
+
+    Exit status 3 (with a warning) when the video ends before the frame count its container states: the sequence of
+    the frames read is written, its source note says so."""
+    from cpgait.errors import check_outputs
     from cpgait.runtime.app.record import record_sequence
+    from cpgait.runtime.app.run import EXIT_INCOMPLETE_SOURCE
     from cpgait.runtime.pose.catalog import load_pose_model
 
-    refuse_overwrite(out, overwrite)
+    if not out.endswith(".npz"):
+        raise CpgaitError(f"{out}: sequence files end in .npz")
+    check_outputs([video], [out], overwrite)
     sequence, summary = record_sequence(video, load_pose_model(pose, backend))
     path = sequence.save(out, overwrite=overwrite)
     missing = float((sequence.keypoints[..., 2] <= 0).mean())
@@ -241,6 +271,9 @@ def pose_command(
         f"{path}: {sequence.num_frames} frames of the walking subject ({summary.frames} in the video), "
         f"layout {sequence.layout}, {sequence.fps:g} fps, {missing:.1%} of points missing"
     )
+    if summary.capture.incomplete:
+        typer.secho(f"warning: {video}: {summary.capture.incomplete}", fg="yellow", err=True)
+        raise typer.Exit(EXIT_INCOMPLETE_SOURCE)
 
 
 @app.command("batch")
@@ -264,6 +297,9 @@ def batch_command(
 
     from cpgait.batch.scheduler import PoolSettings, run_batch
     from cpgait.batch.worker import BatchSettings
+    from cpgait.errors import check_outputs
+
+    check_outputs([source, model], [], False, folders=[out])  # a results folder is reused, never replaced
 
     settings = BatchSettings(model=model, pose=pose, backend=backend, stride=stride)
     pool = PoolSettings(address=address, workers=workers, cpus=cpus, gpus=gpus, retries=retries)
@@ -305,9 +341,11 @@ def export(
 
     Checks parity with PyTorch (|delta logits| <= 1e-4, same top-1).
     """
+    from cpgait.errors import check_outputs
     from cpgait.export.onnx_export import export_checkpoint
     from cpgait.serve.triton_repo import TritonSettings
 
+    check_outputs([checkpoint, data], [out], overwrite)
     serving = TritonSettings(backend=triton_backend)  # checked before the export's work
     result = export_checkpoint(
         checkpoint, out, opset=opset, simplify=not no_simplify, data=data, fp16=fp16, overwrite=overwrite
@@ -371,7 +409,9 @@ def calibrate(
     from cpgait.calibration.gate import Thresholds, render
     from cpgait.calibration.quantize import QuantizeSettings
     from cpgait.calibration.quantize import calibrate as run_calibration
+    from cpgait.errors import check_outputs
 
+    check_outputs([model, data], [out], overwrite)
     groups = () if keep_float.strip() in ("", "none") else tuple(g.strip() for g in keep_float.split(","))
     result = run_calibration(
         model,
@@ -409,14 +449,12 @@ def verify(
 
     from cpgait.calibration.gate import Thresholds, render, write_json
     from cpgait.calibration.gate import verify as run_gate
+    from cpgait.errors import check_outputs
     from cpgait.export.backends import BACKENDS
     from cpgait.runtime.backends.runner import Runner
     from cpgait.runtime.data.windows import load_windows
 
-    if json_out:
-        from cpgait.errors import require_writable
-
-        require_writable(json_out, overwrite)
+    check_outputs([a, b, data], [json_out], overwrite)
 
     def runner_of(path: Path) -> Runner:
         return BACKENDS.make_runner(path, BACKENDS.default_for(path))
@@ -543,9 +581,11 @@ def synth(
     from collections import Counter
     from pathlib import Path
 
+    from cpgait.errors import check_outputs
     from cpgait.runtime.core.sequence import GMFCS_LEVELS
     from cpgait.training.synth import write_dataset
 
+    check_outputs([], [], overwrite, folders=[out])
     if report:
         from cpgait.training.population import write_report
 
@@ -598,11 +638,13 @@ def import_keypoints(
 
     import numpy as np
 
-    from cpgait.errors import refuse_overwrite
+    from cpgait.errors import check_outputs
     from cpgait.runtime.data.importers import import_csv, import_openpose
 
     source = Path(src)
-    refuse_overwrite(out, overwrite)
+    if not out.endswith(".npz"):
+        raise CpgaitError(f"{out}: sequence files end in .npz")
+    check_outputs([src], [out], overwrite)
     if fmt == "auto":
         fmt = "openpose" if source.is_dir() else "csv" if source.suffix.lower() == ".csv" else ""
         if not fmt:
@@ -640,10 +682,12 @@ def import_gaitlab_command(
     overwrite: bool = typer.Option(False, "--overwrite", help="Write into OUT even if it holds an earlier import."),
 ) -> None:
     """Import the Gillette CP gait video data set (Kidzinski et al. 2020; CC BY-NC, download it yourself)."""
+    from cpgait.errors import check_outputs
     from cpgait.runtime.data.gaitlab import GaitlabFiles, import_gaitlab
 
     if unlabelled not in ("skip", "keep"):
         raise CpgaitError(f"--unlabelled is {unlabelled!r}; expected skip or keep")
+    check_outputs([root, videos, table, split_file], [], overwrite, folders=[out])
     files = GaitlabFiles.locate(root, videos, table, split_file)
     size = _image_size(image_size)
     summary = import_gaitlab(files, out, unlabelled == "keep", fps=fps, image_size=size, overwrite=overwrite)
@@ -671,8 +715,10 @@ def agreement_command(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing files in --out."),
 ) -> None:
     """Gait features vs truth (lab values or synthetic): r with 95% interval, MAE and bias per feature, scatter."""
+    from cpgait.errors import check_outputs
     from cpgait.training.agreement import agreement
 
+    check_outputs([data], [], overwrite, folders=[out])
     agreement(data, out, window_s=window_s, stride_s=stride_s, overwrite=overwrite)
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cpgait.errors import CpgaitError, refuse_overwrite
+from cpgait.errors import CpgaitError, atomic_output, refuse_overwrite
 from cpgait.export.checkpoint import Checkpoint, load_checkpoint
 from cpgait.runtime.core.metrics import classification_scores, confusion_text
 from cpgait.runtime.data.dataset import SPLITS, Dataset, Record
@@ -108,9 +108,10 @@ def evaluate(
     }
     print(summary_text(report))
     if files:
-        files["json"].parent.mkdir(parents=True, exist_ok=True)
-        files["json"].write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-        plot_confusions(report, files["png"])
+        with atomic_output(files["json"], overwrite) as tmp:
+            tmp.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        with atomic_output(files["png"], overwrite) as tmp:
+            plot_confusions(report, tmp)
         print(f"wrote {files['json']} and {files['png']}")
     return report
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cpgait.errors import CpgaitError, refuse_overwrite
+from cpgait.errors import CpgaitError, atomic_output, refuse_overwrite
 from cpgait.export.checkpoint import load_checkpoint
 from cpgait.export.model import SeverityModel
 from cpgait.runtime.core.layouts import COCO17
@@ -146,10 +146,11 @@ def explain(
         "training_data": contract.training_data,
     }
     print(ranking_text(result))
-    out.mkdir(parents=True, exist_ok=True)
-    files["json"].write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    with atomic_output(files["json"], overwrite) as tmp:
+        tmp.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     mean_pose = windows.inputs["skeleton"][correct][:, :2].mean(axis=(0, 2))  # [2, V] normalised x, y
-    plot_importance(result, mean_pose, files["png"])
+    with atomic_output(files["png"], overwrite) as tmp:
+        plot_importance(result, mean_pose, tmp)
     print(f"wrote {files['json']} and {files['png']}")
     return result
 

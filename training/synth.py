@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cpgait.errors import CpgaitError, refuse_overwrite
+from cpgait.errors import CpgaitError, atomic_output, refuse_overwrite
 from cpgait.runtime.core.layouts import COCO17_FEET, get_layout
 from cpgait.runtime.core.sequence import GMFCS_LEVELS, KeypointSequence
 from cpgait.training.gait_levels import GRAVITY, draw_subject
@@ -431,8 +431,10 @@ def write_dataset(
                 seq, truth = synthesize(level, rng, clean, fps, layout, today, None, subject_id, recording_id, seed)
                 truth["spawn_key"] = [level, subject_index, walk_index]
                 written.append(seq.save(out / f"{recording_id}.npz", overwrite=overwrite))
-                truth_path.write_text(json.dumps(truth) + "\n")
+                with atomic_output(truth_path, overwrite) as tmp:
+                    tmp.write_text(json.dumps(truth) + "\n")
                 count -= 1
             subject_index += 1
-    (out / "README.txt").write_text(README.format(seed=seed, preset="clean" if clean else "noisy", n=n))
+    with atomic_output(out / "README.txt", overwrite) as tmp:
+        tmp.write_text(README.format(seed=seed, preset="clean" if clean else "noisy", n=n))
     return written

@@ -22,6 +22,7 @@ from cpgait.errors import CpgaitError, refuse_overwrite
 from cpgait.export.checkpoint import Checkpoint, load_checkpoint
 from cpgait.export.model import ModelConfig, SeverityModel
 from cpgait.runtime.core.contract import STREAMS, ModelContract
+from cpgait.runtime.core.files import npz_fields
 from cpgait.runtime.core.layouts import COCO17
 from cpgait.runtime.core.metrics import confusion_matrix, macro_f1
 from cpgait.runtime.data.dataset import Dataset, subject_split
@@ -144,8 +145,10 @@ def make_contract(config: TrainConfig, dataset: Dataset, data: Path) -> ModelCon
 
 def _source_note(path: Path) -> str:
     """A sequence file's free-form source note (only that small member of the .npz is read)."""
-    with np.load(path, allow_pickle=False) as archive:
-        return str(archive["source"])
+    fields, _ = npz_fields(path, ("source",), (), "sequence file")
+    if "source" not in fields:
+        raise CpgaitError(f"{path}: not a cpgait sequence file (no source field)")
+    return str(fields["source"])
 
 
 def predict(model: SeverityModel, inputs: dict[str, np.ndarray], batch_size: int, device: torch.device) -> np.ndarray:

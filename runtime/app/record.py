@@ -64,7 +64,8 @@ class SequenceCollector:
             frame_index=rows,
             timestamps=np.array([self._times.get(int(n), n / fps) for n in rows]),
             source=f"cpgait pose: {self.pose_name} pose model on {Path(self.video).name}, "
-            f"frames {span[0]}-{span[-1]} of {summary.frames}",
+            f"frames {span[0]}-{span[-1]} of {summary.frames}"
+            + (f" (INCOMPLETE: {summary.capture.incomplete})" if summary.capture.incomplete else ""),
         )
 
 

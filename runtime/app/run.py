@@ -1,21 +1,31 @@
 """`cpgait run`: the live loop as an application, wiring a source, the pose model and the classifier into the
-threaded pipeline, with overlay video, JSON-lines events, display, window recording and the run summary."""
+threaded pipeline, with overlay video, JSON-lines events, display, window recording and the run summary.
+
+How a run ends (`exit_code`, the CLI's exit status): 0 the source ended or the user quit; 130 SIGINT (Ctrl-C) and
+143 SIGTERM (systemd, docker stop) stop the loop at a frame boundary, the overlay and events are finished as at a
+normal end (the summary says `stopped_by`); 3 a video file ended before the frame count its container states
+(truncated or damaged part-way: outputs are kept, the summary says `source_incomplete`). An error leaves no partial
+output: the previous overlay and events files, if any, are untouched.
+"""
 
 from __future__ import annotations
 
 import json
+import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
-from cpgait.errors import CpgaitError, refuse_overwrite
+from cpgait.errors import CpgaitError, check_outputs
 from cpgait.runtime.backends.registry import RUNTIME_BACKENDS
 from cpgait.runtime.backends.triton_runner import TritonRunner
 from cpgait.runtime.core.contract import ModelContract
-from cpgait.runtime.live.capture import open_source
+from cpgait.runtime.live.capture import SourceSpec, open_source
 from cpgait.runtime.live.events import EventLog
 from cpgait.runtime.live.gait_session import GaitSession
 from cpgait.runtime.live.overlay import SYNTHETIC_NOTE, Overlay, OverlayVideo, fit_width
@@ -47,6 +57,7 @@ class RunOptions:
     pose_threads: int | None = None  # intra-op threads of the pose networks; default: the thread budget's
     triton_url: str | None = None
     stop: threading.Event | None = None  # set by an embedding app (the kiosk) to end the run after the next frame
+    loop: bool = False  # replay a video file endlessly, paced (a kiosk demo, a soak test)
 
     def __post_init__(self) -> None:
         for name in ("stride", "max_frames", "pose_threads"):
@@ -55,21 +66,67 @@ class RunOptions:
                 raise CpgaitError(f"{name.replace('_', '-')} is {value}; expected at least 1")
 
 
+EXIT_OK, EXIT_INCOMPLETE_SOURCE, EXIT_SIGINT, EXIT_SIGTERM = 0, 3, 130, 143
+
+
+def exit_code(summary: RunSummary) -> int:
+    """The exit status that says how a run ended (module docstring)."""
+    if summary.stopped_by is not None:
+        return 128 + int(signal.Signals[summary.stopped_by])
+    return EXIT_INCOMPLETE_SOURCE if summary.capture.incomplete else EXIT_OK
+
+
+def check_paths(options: RunOptions) -> None:
+    """Every input and output of a run, before any model loads: no output may be an input or another output,
+    each must be writable, and nothing is replaced without --overwrite."""
+    inputs = [options.model]
+    if SourceSpec.parse(options.source).kind == "file":
+        inputs.append(options.source)
+    if options.out is not None and Path(options.out).suffix.lower() not in (".mp4", ".avi"):
+        raise CpgaitError(f"{options.out}: overlay video must end in .mp4 or .avi")
+    check_outputs(inputs, [options.out, options.events], options.overwrite, folders=[options.record])
+
+
+@contextmanager
+def stop_on_signals(stop: Callable[[], None]) -> Iterator[list[str]]:
+    """While inside, SIGINT and SIGTERM call `stop()` (the loop ends at the next frame boundary) and are listed by
+    name; a second signal ends the process at once. Only the main thread can hold signal handlers; elsewhere (a
+    web app running the loop in a thread) the caller stops the loop itself."""
+    received: list[str] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield received
+        return
+
+    def handler(signum: int, _frame: object) -> None:
+        if received:
+            raise SystemExit(128 + signum)
+        received.append(signal.Signals(signum).name)
+        stop()
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield received
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
 def run_live(
     options: RunOptions,
     on_report: Callable[[FrameReport, np.ndarray | None], None] | None = None,
     pose: PoseModel | None = None,
+    on_start: Callable[[Pipeline], None] | None = None,
 ) -> tuple[RunSummary, ModelContract]:
     """`cpgait run`: the whole loop on a source with overlay video, events and display as asked.
 
-    Checks everything the user gave before the first frame (model contract vs pose layout, outputs not to be
-    overwritten, display available). `on_report` also sees each overlay picture (None when nothing draws). `pose`
-    is `options.pose` already loaded (a batch worker keeps one for many videos); by default it is loaded here.
+    Checks everything the user gave before the first frame (paths, model contract vs the graph and the pose layout,
+    display available). `on_report` also sees each overlay picture (None when nothing draws). `pose` is
+    `options.pose` already loaded (a batch worker keeps one for many videos); by default it is loaded here.
+    `on_start` gets the pipeline just before the first frame (to stop it from elsewhere, or watch its queues).
+    SIGINT / SIGTERM end the run cleanly (`stop_on_signals`, `exit_code`).
     """
+    check_paths(options)
     contract = ModelContract.from_onnx(options.model)
-    for path in (options.out, options.events):
-        if path is not None:
-            refuse_overwrite(path, options.overwrite)
     budget = ThreadBudget.auto(pose=options.pose_threads)
     budget.apply_opencv()
     if pose is None:
@@ -84,29 +141,34 @@ def run_live(
     runner = RUNTIME_BACKENDS.make_runner(
         options.model, options.backend, **server, **budget.runner_options(options.backend, "classifier")
     )
-    session = GaitSession(contract, runner, stride=options.stride)
+    session = GaitSession(contract, runner, stride=options.stride, where=str(options.model))
     layout_converter(pose.layout, contract, f"pose model {options.pose} (layout {pose.layout}) for {options.model}")
     if options.show:
         _check_display()
-    source = open_source(options.source, paced=options.paced, max_frames=options.max_frames)
+    source = open_source(options.source, paced=options.paced, max_frames=options.max_frames, loop=options.loop)
+    video = events = None
     try:
+        recorder = None
+        if options.record is not None:
+            recorder = WindowRecorder(
+                options.record,
+                contract.layout,
+                contract.fps,
+                source.size,
+                source=f"recorded by `cpgait run` from {options.source}",
+            )
         video = OverlayVideo(options.out, source.fps, options.overwrite) if options.out else None
         events = EventLog(options.events, options.overwrite) if options.events else None
     except CpgaitError:
         source.close()
+        for output in (video, events):
+            if output is not None:
+                output.discard()
         raise
     overlay = Overlay(contract.class_names, contract.synthetic) if (video or options.show or on_report) else None
-    recorder = None
-    if options.record is not None:
-        recorder = WindowRecorder(
-            options.record,
-            contract.layout,
-            contract.fps,
-            source.size,
-            source=f"recorded by `cpgait run` from {options.source}",
-        )
     pipeline = Pipeline(source, SubjectPose(pose, source.size, pose.layout), session, recorder=recorder)
     last_subject: list[int | None] = [None]
+    gaps_reported = [0]
 
     def handle(report: FrameReport) -> None:
         t0 = time.perf_counter_ns()
@@ -122,6 +184,20 @@ def run_live(
         if picture is not None:
             report.timings_ns["drawing"] = time.perf_counter_ns() - t0
         if events is not None:
+            gaps = source.stats.gaps
+            for lost, back in gaps[gaps_reported[0] :]:
+                events.write({"type": "source_gap", "from_s": lost, "to_s": back, "frame": report.subject.frame.index})
+            gaps_reported[0] = len(gaps)
+            if report.window_failure is not None:
+                events.write(
+                    {
+                        "type": "window_failed",
+                        "time_s": round(report.subject.frame.timestamp, 4),
+                        "frame": report.subject.frame.index,
+                        "cause": report.window_failure.split(":", 1)[0],
+                        "message": report.window_failure,
+                    }
+                )
             subject = report.subject.subject
             sid = None if subject is None else subject.track_id
             if sid != last_subject[0]:
@@ -143,8 +219,9 @@ def run_live(
         if options.stop is not None and options.stop.is_set():
             pipeline.stop()
 
+    ok = False
     try:
-        with runner, source:
+        with runner, source, stop_on_signals(pipeline.stop) as received:
             if events is not None:
                 events.write(
                     {
@@ -158,14 +235,20 @@ def run_live(
                         "contract": json.loads(contract.to_json()),
                     }
                 )
+            if on_start is not None:
+                on_start(pipeline)
             summary = pipeline.run(handle)
+            summary.stopped_by = received[0] if received else None
             if events is not None:
                 events.write(summary_json(summary, contract))
+        ok = True
     finally:
-        if video is not None:
-            video.close()
-        if events is not None:
-            events.close()
+        for output in (video, events):
+            if output is not None:
+                if ok:
+                    output.close()
+                else:
+                    output.discard()
         if options.show:
             import cv2
 
@@ -197,7 +280,12 @@ def summary_json(summary: RunSummary, contract: ModelContract | None) -> dict:
         "live": summary.live,
         "frames_skipped": summary.capture.frames_skipped,
         "reconnects": summary.capture.reconnects,
+        "source_gaps": [list(g) for g in summary.capture.gaps],
         "capture_errors": summary.capture.errors[-10:],
+        "source_incomplete": summary.capture.incomplete,
+        "stopped_by": summary.stopped_by,
+        "exit_code": exit_code(summary),
+        "window_failures": summary.window_failures,
         "windows": summary.windows,
         "subjects": summary.subjects,
         "session": None if est is None else est.to_json(),
@@ -229,6 +317,13 @@ def format_summary(summary: RunSummary, contract: ModelContract | None, source: 
         lines.append(
             f"latency capture -> result: p50 {t['latency']['p50']:.1f} ms, p95 {t['latency']['p95']:.1f} ms" + how
         )
+    if summary.stopped_by is not None:
+        lines.append(f"stopped by {summary.stopped_by} (exit code {exit_code(summary)}); outputs finished as usual")
+    if summary.capture.incomplete:
+        lines.append(f"warning: {source}: {summary.capture.incomplete}; the results cover the frames read")
+    failed = {k: v for k, v in summary.window_failures.items() if v}
+    if failed:
+        lines.append("windows not classified: " + ", ".join(f"{k} {v}" for k, v in failed.items()))
     est = summary.estimate
     if est is not None:
         if est.probabilities is None:

@@ -246,8 +246,8 @@ def _sidecar(engine_path: str | Path) -> dict:
         str(data["engine_sha256"]), int(data["engine_bytes"])
         data["contract"]
         return data
-    except (ValueError, KeyError, TypeError, AttributeError, OSError) as exc:
-        raise CpgaitError(f"{side}: not a cpgait engine side-car ({exc})") from None
+    except (ValueError, KeyError, TypeError, AttributeError, OSError, OverflowError, RecursionError) as exc:
+        raise CpgaitError(f"{side}: not a cpgait engine side-car ({exc.__class__.__name__}: {exc})") from None
 
 
 def read_sidecar(engine_path: str | Path) -> tuple[EngineKey, dict]:

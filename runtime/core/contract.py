@@ -8,6 +8,7 @@ that contradicts it, with a message that names both values.
 from __future__ import annotations
 
 import json
+import numbers
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import TypeVar
@@ -16,6 +17,7 @@ import numpy as np
 
 from cpgait import __version__
 from cpgait.errors import CpgaitError
+from cpgait.runtime.core.files import parse_json
 from cpgait.runtime.core.layouts import get_layout
 from cpgait.runtime.core.tensors import TensorSpec
 
@@ -23,6 +25,7 @@ METADATA_KEY = "cpgait.contract"
 CONTRACT_FORMAT = "cpgait.contract/1"
 STREAMS = ("fused", "skeleton", "gait")
 DEFAULT_CLASSES = ("GMFCS I", "GMFCS II", "GMFCS III", "GMFCS IV")
+MAX_WINDOW = 10_000  # frames
 
 
 RecordT = TypeVar("RecordT")
@@ -61,13 +64,20 @@ class ModelContract:
     format: str = CONTRACT_FORMAT
 
     def __post_init__(self) -> None:
+        if not isinstance(self.layout, str):
+            raise CpgaitError(f"model contract layout is {self.layout!r}; expected a layout name")
         get_layout(self.layout)
         if self.format != CONTRACT_FORMAT:
             raise CpgaitError(f"model contract format is {self.format!r}; this cpgait reads {CONTRACT_FORMAT!r}")
-        if self.window < 2:
-            raise CpgaitError(f"model contract window is {self.window} frames; expected at least 2")
-        if not self.fps > 0:
-            raise CpgaitError(f"model contract fps is {self.fps}; expected > 0")
+        window, fps = self.window, self.fps
+        if not isinstance(window, numbers.Integral) or isinstance(window, bool) or not 2 <= window <= MAX_WINDOW:
+            raise CpgaitError(f"model contract window is {window!r} frames; expected a whole number 2-{MAX_WINDOW}")
+        if not isinstance(fps, numbers.Real) or isinstance(fps, bool) or not 0 < fps <= 1000:
+            raise CpgaitError(f"model contract fps is {fps!r}; expected a number in (0, 1000]")
+        if not isinstance(self.synthetic, bool):
+            raise CpgaitError(f"model contract field synthetic is {self.synthetic!r}; expected true or false")
+        object.__setattr__(self, "window", int(window))
+        object.__setattr__(self, "fps", float(fps))
         if self.streams not in STREAMS:
             raise CpgaitError(f"model contract streams is {self.streams!r}; expected one of {', '.join(STREAMS)}")
         if self.streams != "skeleton" and not (self.series_features or self.scalar_features):
@@ -75,7 +85,13 @@ class ModelContract:
         if len(self.class_names) < 2:
             raise CpgaitError(f"model contract has {len(self.class_names)} class(es); expected at least 2")
         for name in ("series_features", "scalar_features", "feature_joints", "class_names"):
-            object.__setattr__(self, name, tuple(getattr(self, name)))
+            value = getattr(self, name)
+            if isinstance(value, str) or not all(isinstance(v, str) for v in value):
+                raise CpgaitError(f"model contract field {name} is {value!r}; expected a list of names")
+            object.__setattr__(self, name, tuple(value))
+        for name in ("output_name", "normalisation", "training_data", "cpgait_version"):
+            if not isinstance(getattr(self, name), str):
+                raise CpgaitError(f"model contract field {name} is {getattr(self, name)!r}; expected text")
 
     @property
     def input_names(self) -> tuple[str, ...]:
@@ -108,10 +124,7 @@ class ModelContract:
 
     @classmethod
     def from_json(cls, text: str, where: str = "model contract") -> ModelContract:
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise CpgaitError(f"{where}: contract is not valid JSON ({exc})") from None
+        data = parse_json(text, where, "the model contract as a JSON object")
         if not isinstance(data, dict):
             raise CpgaitError(f"{where}: contract is a {type(data).__name__}; expected a JSON object")
         return cls.from_dict(data, where)

@@ -27,12 +27,27 @@ from pathlib import Path
 
 import numpy as np
 
-from cpgait.errors import CpgaitError, refuse_overwrite
+from cpgait.errors import CpgaitError, atomic_output
+from cpgait.runtime.core.files import MAX_COORDINATE_PX, MAX_FRAMES, npz_fields
 from cpgait.runtime.core.layouts import get_layout
 
 FORMAT = "cpgait.sequence/1"
+FIELDS = (
+    "format",
+    "keypoints",
+    "fps",
+    "layout",
+    "image_size",
+    "label",
+    "subject_id",
+    "recording_id",
+    "source",
+    "frame_index",
+    "timestamps",
+)  # the last two are optional
 GMFCS_LEVELS = ("I", "II", "III", "IV")
 MIN_FRAMES = 2
+MAX_FPS = 10_000.0
 
 
 @dataclass
@@ -59,6 +74,8 @@ class KeypointSequence:
             raise CpgaitError(f"keypoints have {kp.shape[1]} joints; layout {lay.name} has {lay.num_joints}")
         if kp.shape[0] < MIN_FRAMES:
             raise CpgaitError(f"sequence has {kp.shape[0]} frame(s); at least {MIN_FRAMES} are needed")
+        if kp.shape[0] > MAX_FRAMES:
+            raise CpgaitError(f"sequence has {kp.shape[0]} frames; at most {MAX_FRAMES} are read")
         if not np.issubdtype(kp.dtype, np.floating):
             raise CpgaitError(f"keypoints have dtype {kp.dtype}; expected float32")
         kp = kp.astype(np.float32, copy=False)
@@ -72,11 +89,20 @@ class KeypointSequence:
                 f"{int(bad.sum())} confident keypoint(s) are not finite (first: frame {t}, joint {lay.joints[v]}); "
                 "x, y may be NaN only where the confidence is 0"
             )
-        if not (np.isfinite(self.fps) and self.fps > 0):
-            raise CpgaitError(f"fps is {self.fps}; expected a number > 0")
+        far = (conf > 0) & np.any(np.abs(np.nan_to_num(kp[..., :2])) > MAX_COORDINATE_PX, axis=-1)
+        if far.any():
+            t, v = map(int, np.argwhere(far)[0])
+            raise CpgaitError(
+                f"keypoint {lay.joints[v]} in frame {t} is at {kp[t, v, :2].tolist()}; expected pixel coordinates "
+                f"within +-{MAX_COORDINATE_PX:g}"
+            )
+        if not (np.isfinite(self.fps) and 0 < self.fps <= MAX_FPS):
+            raise CpgaitError(f"fps is {self.fps}; expected a number > 0 and at most {MAX_FPS}")
         w, h = (int(s) for s in self.image_size)
-        if w <= 0 or h <= 0:
-            raise CpgaitError(f"image size is {self.image_size}; expected (width, height) > 0")
+        if not (0 < w <= MAX_COORDINATE_PX and 0 < h <= MAX_COORDINATE_PX):
+            raise CpgaitError(
+                f"image size is {self.image_size}; expected (width, height) > 0 and <= {MAX_COORDINATE_PX:g}"
+            )
         if self.label is not None and self.label not in range(len(GMFCS_LEVELS)):
             raise CpgaitError(f"label is {self.label}; expected 0-3 (GMFCS I-IV) or none")
         for name, dtype in (("frame_index", np.int64), ("timestamps", np.float64)):
@@ -106,9 +132,11 @@ class KeypointSequence:
         path = Path(path)
         if path.suffix != ".npz":
             raise CpgaitError(f"{path}: sequence files end in .npz")
-        refuse_overwrite(path, overwrite)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".part.npz")
+        with atomic_output(path, overwrite) as tmp:
+            self._write(tmp)
+        return path
+
+    def _write(self, tmp: Path) -> None:
         np.savez_compressed(
             tmp,
             format=np.str_(FORMAT),
@@ -122,20 +150,12 @@ class KeypointSequence:
             source=np.str_(self.source),
             **{k: v for k, v in (("frame_index", self.frame_index), ("timestamps", self.timestamps)) if v is not None},
         )
-        tmp.replace(path)
-        return path
 
     @classmethod
     def load(cls, path: str | Path) -> KeypointSequence:
         """Read and validate a sequence file; every problem names the file."""
         path = Path(path)
-        if not path.is_file():
-            raise CpgaitError(f"{path}: no such sequence file")
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                fields = {k: data[k] for k in data.files}
-        except Exception as exc:  # zip, pickle and header errors all mean "not a sequence file"
-            raise CpgaitError(f"{path}: not a cpgait sequence file ({exc.__class__.__name__}: {exc})") from None
+        fields, _ = npz_fields(path, FIELDS, (), "sequence file")
         if str(fields.get("format", "")) != FORMAT:
             raise CpgaitError(f"{path}: format is {str(fields.get('format', 'missing'))!r}; expected {FORMAT!r}")
         try:
@@ -156,5 +176,5 @@ class KeypointSequence:
             raise CpgaitError(f"{path}: missing field {exc.args[0]!r}") from None
         except CpgaitError as exc:
             raise CpgaitError(f"{path}: {exc}") from None
-        except (TypeError, ValueError) as exc:  # e.g. a text label, an image size of three numbers
+        except (TypeError, ValueError, OverflowError) as exc:  # e.g. a text label, an image size of three numbers
             raise CpgaitError(f"{path}: a field has the wrong type or size ({exc}); see the format table") from None

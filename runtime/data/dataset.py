@@ -28,16 +28,17 @@ needs, so a trainer can skip short recordings from the manifest alone (`Sequence
 from __future__ import annotations
 
 import csv
+import io
 import math
 import os
-import zipfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
-from cpgait.errors import CpgaitError, refuse_overwrite
+from cpgait.errors import CpgaitError, atomic_output
+from cpgait.runtime.core.files import npz_fields, read_text
 from cpgait.runtime.core.layouts import get_layout
 from cpgait.runtime.core.sequence import FORMAT, GMFCS_LEVELS, KeypointSequence
 from cpgait.runtime.gait.resample import resample
@@ -77,25 +78,16 @@ class Record:
     def read(cls, path: str | Path) -> Record:
         """Describe a sequence file from its small fields and the `keypoints` header (no keypoints decompressed)."""
         path = Path(path)
-        if not path.is_file():
-            raise CpgaitError(f"{path}: no such sequence file")
+        small = ("format", "fps", "layout", "label", "subject_id", "recording_id")
+        fields, shapes = npz_fields(path, small, ("keypoints",), "sequence file")
+        missing = [name for name in (*small, "keypoints") if name not in shapes]
+        if missing:
+            raise CpgaitError(f"{path}: not a cpgait sequence file (missing field(s) {', '.join(missing)})")
+        shape = shapes["keypoints"]
         try:
-            with zipfile.ZipFile(path) as archive:
-                fields = {
-                    name: _read_member(archive, name)
-                    for name in ("format", "fps", "layout", "label", "subject_id", "recording_id")
-                }
-                with archive.open("keypoints.npy") as member:
-                    version = np.lib.format.read_magic(member)
-                    header = (
-                        np.lib.format.read_array_header_1_0
-                        if version == (1, 0)
-                        else np.lib.format.read_array_header_2_0
-                    )
-                    shape = header(member)[0]
             label, fps = int(fields["label"]), float(fields["fps"])
-        except (zipfile.BadZipFile, KeyError, TypeError, ValueError, OSError) as exc:
-            raise CpgaitError(f"{path}: not a cpgait sequence file ({exc.__class__.__name__}: {exc})") from None
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise CpgaitError(f"{path}: label or fps has the wrong type or size ({exc})") from None
         if str(fields["format"]) != FORMAT:
             raise CpgaitError(f"{path}: format is {str(fields['format'])!r}; expected {FORMAT!r}")
         layout = str(fields["layout"])
@@ -114,11 +106,6 @@ class Record:
             fps=fps,
             layout=layout,
         )
-
-
-def _read_member(archive: zipfile.ZipFile, name: str) -> np.ndarray:
-    with archive.open(f"{name}.npy") as member:
-        return np.lib.format.read_array(member, allow_pickle=False)
 
 
 @dataclass(frozen=True)
@@ -164,10 +151,10 @@ class Dataset:
 
 
 def _read_manifest(csv_path: Path) -> Iterator[Record]:
+    text = read_text(csv_path, "CSV manifest")
     try:
-        with csv_path.open(newline="", encoding="utf-8") as fh:
-            rows = list(csv.reader(fh))
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        rows = list(csv.reader(io.StringIO(text, newline="")))
+    except csv.Error as exc:
         raise CpgaitError(f"{csv_path}: cannot read the manifest ({exc})") from None
     if not rows:
         raise CpgaitError(f"{csv_path}: empty manifest; expected a header with columns {', '.join(MANIFEST_COLUMNS)}")
@@ -246,16 +233,12 @@ def write_manifest(dataset: Dataset, csv_path: str | Path, overwrite: bool = Fal
     csv_path = Path(csv_path)
     if csv_path.suffix.lower() != ".csv":
         raise CpgaitError(f"{csv_path}: manifests end in .csv")
-    refuse_overwrite(csv_path, overwrite)
-    csv_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = csv_path.with_name(csv_path.name + ".part")
-    with tmp.open("w", newline="", encoding="utf-8") as fh:
+    with atomic_output(csv_path, overwrite) as tmp, tmp.open("w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
         writer.writerow(MANIFEST_COLUMNS)
         for r in dataset:
             rel = Path(os.path.relpath(r.path.resolve(), csv_path.parent.resolve())).as_posix()
             writer.writerow([rel, r.subject_id, "" if r.label is None else r.label, r.recording_id])
-    tmp.replace(csv_path)
     return csv_path
 
 

@@ -39,7 +39,7 @@ the header unless given.
 from __future__ import annotations
 
 import csv
-import json
+import io
 import math
 import re
 from dataclasses import dataclass
@@ -47,7 +47,8 @@ from pathlib import Path
 
 import numpy as np
 
-from cpgait.errors import CpgaitError, refuse_overwrite
+from cpgait.errors import CpgaitError, atomic_output
+from cpgait.runtime.core.files import check_frame_numbers, parse_json, read_text
 from cpgait.runtime.core.layouts import LAYOUTS, Layout, get_layout, to_coco17
 from cpgait.runtime.core.sequence import KeypointSequence
 
@@ -84,6 +85,7 @@ def import_openpose(
     if not numbered:
         raise CpgaitError(f"{folder}: no *_keypoints.json files (OpenPose --write_json output) in this folder")
     first, last = min(numbered), max(numbered)
+    check_frame_numbers(sorted(numbered), fps, str(folder))
     src_layout = None if layout == "auto" else layout
     frames: list[np.ndarray | None] = []
     track: _Track | None = None
@@ -115,13 +117,7 @@ def import_openpose(
 def _read_openpose_file(path: Path, layout: str | None) -> tuple[list[np.ndarray], str | None]:
     """The people of one OpenPose frame as `[V, 3]` arrays, and the layout (detected from the first person seen)."""
     schema = 'expected OpenPose JSON {"people": [{"pose_keypoints_2d": [x, y, c, ...]}, ...]}'
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        where = f"line {exc.lineno}, column {exc.colno}"
-        raise CpgaitError(f"{path}: malformed JSON ({where}: {exc.msg}); {schema}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CpgaitError(f"{path}: cannot read ({exc}); {schema}") from None
+    data = parse_json(read_text(path, "OpenPose JSON file"), str(path), schema.removeprefix("expected "))
     if not isinstance(data, dict) or not isinstance(data.get("people"), list):
         raise CpgaitError(f"{path}: no 'people' list; {schema}")
     people = []
@@ -224,12 +220,12 @@ def import_csv(
 ) -> KeypointSequence:
     """Read a per-frame keypoint CSV (format in the module docstring) as a sequence."""
     path = Path(path)
+    text = read_text(path, "keypoint CSV")
     try:
-        with path.open(newline="", encoding="utf-8") as fh:
-            reader = csv.reader(fh)
-            header = [h.strip() for h in next(reader, [])]
-            rows = [(reader.line_num, row) for row in reader if any(cell.strip() for cell in row)]
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        reader = csv.reader(io.StringIO(text, newline=""))
+        header = [h.strip() for h in next(reader, [])]
+        rows = [(reader.line_num, row) for row in reader if any(cell.strip() for cell in row)]
+    except csv.Error as exc:
         raise CpgaitError(f"{path}: cannot read as CSV ({exc})") from None
     lay = _csv_layout(path, header, layout)
     if not rows:
@@ -249,7 +245,9 @@ def import_csv(
             times.append(_cell_float(row[column["time_s"]], where, "time_s", allow_empty=False))
         values = np.array([[_cell_float(row[i], where, header[i]) for i in joint] for joint in xyz])
         points.append(found_points(values, where, lay))
+    check_frame_numbers(numbers, None, str(path))
     fps = _csv_fps(path, fps, numbers, times)
+    check_frame_numbers(numbers, fps, str(path))
     keypoints = np.full((numbers[-1] - numbers[0] + 1, lay.num_joints, 3), np.nan)
     keypoints[..., 2] = 0.0
     keypoints[np.asarray(numbers) - numbers[0]] = np.stack(points)
@@ -366,11 +364,8 @@ def make_sequence(
 def write_csv(seq: KeypointSequence, path: str | Path, overwrite: bool = False) -> Path:
     """Write `seq` in the per-frame CSV format above (the inverse of `import_csv`, for other tools and round trips)."""
     path = Path(path)
-    refuse_overwrite(path, overwrite)
     lay = get_layout(seq.layout)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".part")
-    with tmp.open("w", newline="", encoding="utf-8") as fh:
+    with atomic_output(path, overwrite) as tmp, tmp.open("w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
         writer.writerow(["frame", "time_s", *(f"{j}_{a}" for j in lay.joints for a in "xyc")])
         for t, frame in enumerate(seq.keypoints):
@@ -378,5 +373,4 @@ def write_csv(seq: KeypointSequence, path: str | Path, overwrite: bool = False) 
             for x, y, c in frame:
                 cells += ["", "", "0"] if c <= 0 else [f"{x:.9g}", f"{y:.9g}", f"{c:.9g}"]
             writer.writerow([t, f"{t / seq.fps:.9g}", *cells])
-    tmp.replace(path)
     return path

@@ -246,12 +246,16 @@ def leg_lengths(xy: np.ndarray) -> np.ndarray:
     return np.where(np.isnan(left), right, np.where(np.isnan(right), left, 0.5 * (left + right)))
 
 
+class NoLegSeen(CpgaitError):
+    """No frame of a window shows a whole leg, so the skeleton cannot be scaled (the one "not walking" failure)."""
+
+
 def leg_length(samples: np.ndarray) -> float:
     """Robust leg length of a window: the median of its per-frame samples; no sample is a user error."""
     finite = np.sort(samples[np.isfinite(samples)])
     median = 0.5 * (finite[(finite.size - 1) // 2] + finite[finite.size // 2]) if finite.size else 0.0
     if not median > 0:
-        raise CpgaitError(
+        raise NoLegSeen(
             "no frame has a hip, knee and ankle of the same side seen with confidence >= "
             f"{CONFIDENCE_MIN}; cannot scale the skeleton (all keypoints missing or NaN?)"
         )

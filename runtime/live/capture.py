@@ -32,6 +32,9 @@ URL_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp")
 DEFAULT_FILE_FPS = 30.0  # for the rare file that stores no frame rate
 FIRST_FRAME_TIMEOUT_S = 10.0  # a live source that does not say its size must show a frame within this
 CLOSE_TIMEOUT_S = 5.0  # close() waits this long for the reader thread, which then releases the device
+STREAM_TIMEOUT_S = 5.0  # an RTSP/HTTP stream silent this long is lost: the reader reconnects
+MAX_GAPS_KEPT = 100  # reconnect gaps listed in the stats (the count is `reconnects`)
+TRUNCATION_SHARE = 0.02  # a file may deliver this share (plus one frame) fewer frames than its container states
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,8 @@ class CaptureStats:
     frames_skipped: int = 0
     reconnects: int = 0
     errors: list[str] = field(default_factory=list)
+    incomplete: str | None = None  # a file that ended before the frame count its container states (truncated)
+    gaps: list[tuple[float, float]] = field(default_factory=list)  # live: (from, to) seconds without frames
 
 
 def jetson_csi_pipeline(sensor_id: int = 0, width: int = 1280, height: int = 720, fps: int = 30, flip: int = 0) -> str:
@@ -163,12 +168,23 @@ class _CvReader:
         fps = float(capture.get(cv2.CAP_PROP_FPS) or 0.0)
         self.fps = fps if np.isfinite(fps) and 0 < fps < 1000 else (DEFAULT_FILE_FPS if is_file else 0.0)
         self.size = (int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+        count = float(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0.0)
+        self.frame_count = int(count) if is_file and np.isfinite(count) and 0 < count < 1e9 else None
+        self.frames = 0
+        self.incomplete: str | None = None
 
     def read(self) -> np.ndarray | None:
         ok, image = self._cap.read()
         if not ok or image is None:
             self.finished = self.is_file
+            tolerance = 1 + int(TRUNCATION_SHARE * (self.frame_count or 0))
+            if self.is_file and self.frame_count and self.frames < self.frame_count - tolerance:
+                self.incomplete = (
+                    f"the file ended after {self.frames} of the {self.frame_count} frames its container states "
+                    "(truncated or damaged part-way)"
+                )
             return None
+        self.frames += 1
         if image.ndim == 2:  # some cameras deliver grey frames
             import cv2
 
@@ -197,8 +213,10 @@ def open_reader(spec: SourceSpec) -> _CvReader:
                 f"{what}: this OpenCV ({cv2.__version__}) was built without GStreamer; use JetPack's OpenCV on a Jetson"
             )
         cap = cv2.VideoCapture(str(spec.target), cv2.CAP_GSTREAMER)
-    else:
-        cap = cv2.VideoCapture(str(spec.target), cv2.CAP_FFMPEG)
+    else:  # a stream that stalls for STREAM_TIMEOUT_S counts as lost (FFmpeg's own default is 30 s)
+        ms = int(STREAM_TIMEOUT_S * 1000)
+        timeouts = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms]
+        cap = cv2.VideoCapture(str(spec.target), cv2.CAP_FFMPEG, timeouts)
     if not cap.isOpened():
         cap.release()
         hint = {
@@ -313,6 +331,7 @@ class FileSource(VideoSource):
         self._raise_failure()
         if self.stats.frames_read == 0:
             raise CpgaitError(f"{self.name}: no frame could be decoded (corrupt file or unsupported codec)")
+        self.stats.incomplete = self._reader.incomplete
 
     def close(self) -> None:
         self._stop.set()
@@ -327,10 +346,14 @@ class FileSource(VideoSource):
 
 
 class _PacedFileReader:
-    """A file that releases each frame at its own time (start + index / fps), as a camera would."""
+    """A file that releases each frame at its own time (start + index / fps), as a camera would; with `loop` it
+    starts again from its first frame at its end, for ever (a soak test's endless camera)."""
 
-    def __init__(self, path: str | Path, max_frames: int | None = None) -> None:
-        self._inner = open_reader(SourceSpec("file", str(path)))
+    def __init__(self, path: str | Path, max_frames: int | None = None, loop: bool = False) -> None:
+        self._path = str(path)
+        self.loop = loop
+        self.loops = 0
+        self._inner = open_reader(SourceSpec("file", self._path))
         self.fps = self._inner.fps
         self.size = self._inner.size
         self.finished = False
@@ -339,11 +362,20 @@ class _PacedFileReader:
         self._start: float | None = None
         self.last_wait_ns = 0  # pacing sleep inside the last read (not decoding time)
 
+    @property
+    def incomplete(self) -> str | None:
+        return self._inner.incomplete
+
     def read(self) -> np.ndarray | None:
         if self.max_frames is not None and self._index >= self.max_frames:
             self.finished = True
             return None
         image = self._inner.read()
+        if image is None and self.loop and self._inner.frames > 0 and self._inner.incomplete is None:
+            self._inner.release()
+            self._inner = open_reader(SourceSpec("file", self._path))
+            self.loops += 1
+            image = self._inner.read()
         if image is None:
             self.finished = True
             return None
@@ -433,9 +465,15 @@ class LiveSource(VideoSource):
                 image = self._reader.read()
                 if image is None:
                     finished = self._reader.finished
+                    self.stats.incomplete = getattr(self._reader, "incomplete", None)
                     self._reader.release()
-                    if finished or not self._reconnect():
+                    if finished:
                         break
+                    lost = time.monotonic() - self._t0
+                    if not self._reconnect():
+                        break
+                    if len(self.stats.gaps) < MAX_GAPS_KEPT:
+                        self.stats.gaps.append((round(lost, 3), round(time.monotonic() - self._t0, 3)))
                     continue
                 self.stats.frames_read += 1
                 now = time.perf_counter_ns()
@@ -491,15 +529,20 @@ def open_source(
     paced: bool = False,
     backoff: Backoff = Backoff(),
     max_frames: int | None = None,
+    loop: bool = False,
 ) -> VideoSource:
     """Open SOURCE (a file path, camera index or /dev/videoN, RTSP/HTTP URL, or GStreamer pipeline string).
 
-    Files are read completely unless `paced`, which replays them at their fps through the live reader.
+    Files are read completely unless `paced`, which replays them at their fps through the live reader; `loop`
+    (files only, implies `paced`) replays a file endlessly, as a camera that never ends.
     """
     spec = SourceSpec.parse(source)
+    if loop and spec.kind != "file":
+        raise CpgaitError(f"{spec.describe()}: only a video file can be looped")
     if spec.kind == "file":
-        if paced:
-            return LiveSource(str(spec.target), lambda: _PacedFileReader(str(spec.target), max_frames), backoff)
+        if paced or loop:
+            target = str(spec.target)
+            return LiveSource(target, lambda: _PacedFileReader(target, max_frames, loop=loop), backoff)
         return FileSource(str(spec.target), max_frames=max_frames)
     if max_frames is not None:
         raise CpgaitError(f"{spec.describe()}: a frame limit applies to files only")

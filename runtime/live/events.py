@@ -1,4 +1,9 @@
-"""The JSON-lines event log of a run: one object per line (start, subject, window, summary), flushed as written."""
+"""The JSON-lines event log of a run: one object per line (start, subject, window, summary), flushed as written.
+
+While the run goes on, the lines go to a hidden temporary file next to the log (`.NAME.PID.part.jsonl`, which a
+monitor may tail); `close()` renames it onto the log's name, `discard()` (a failed run) removes it, so the log a
+previous run left is only ever replaced by a complete one.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,7 @@ import json
 from pathlib import Path
 from typing import TextIO
 
-from cpgait.errors import refuse_overwrite
+from cpgait.errors import PendingOutput, refuse_overwrite
 
 
 class EventLog:
@@ -15,8 +20,13 @@ class EventLog:
     def __init__(self, path: str | Path, overwrite: bool = False) -> None:
         self.path = Path(path)
         refuse_overwrite(self.path, overwrite)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file: TextIO | None = self.path.open("w", encoding="utf-8")
+        self._pending = PendingOutput(self.path)
+        self._file: TextIO | None = self._pending.tmp.open("w", encoding="utf-8")
+
+    @property
+    def writing_to(self) -> Path:
+        """The file the lines go to until the log is closed."""
+        return self._pending.tmp
 
     def write(self, event: dict) -> None:
         if "type" not in event:
@@ -27,6 +37,15 @@ class EventLog:
         self._file.flush()
 
     def close(self) -> None:
+        """Finish the log: it replaces the file at `path`."""
         if self._file is not None:
             self._file.close()
             self._file = None
+            self._pending.commit()
+
+    def discard(self) -> None:
+        """Drop the log of a failed run; the file at `path` stays as it was."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        self._pending.discard()

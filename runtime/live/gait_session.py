@@ -5,6 +5,11 @@ and the gait features. The last T frames live in a ring buffer; the gait feature
 (`IncrementalFeatures`); every `stride` frames, once the window is full and enough of it shows the child's legs,
 the classifier runs on the window. Until the first window there is no estimate ("not enough walking yet").
 
+A model that cannot run here (a feature this runtime does not compute, inputs or window that differ from the graph,
+a class count that differs from its logits) is refused when the session is built, naming the model and the field.
+A window that cannot be classified is counted by cause (`WINDOW_FAILURES`): only `no_leg_seen` means the child's
+legs were not visible; any other cause turns the state into "windows failing" instead of "not enough walking yet".
+
 Session estimate: the mean of the windows' class probabilities; its class is the arg-max; its confidence is the
 mean probability of that class times the agreement (the share of windows whose own class is that class), so a
 session whose windows disagree is reported as uncertain even when each window was sure.
@@ -23,11 +28,16 @@ from cpgait.errors import CpgaitError
 from cpgait.runtime.backends.runner import Runner
 from cpgait.runtime.core.contract import ModelContract
 from cpgait.runtime.core.layouts import get_layout
-from cpgait.runtime.gait.features import IncrementalFeatures
-from cpgait.runtime.gait.keypoints import seen
+from cpgait.runtime.gait.features import SCALAR_NAMES, SERIES_NAMES, IncrementalFeatures
+from cpgait.runtime.gait.keypoints import NoLegSeen, seen
 
 NOT_ENOUGH = "not enough walking yet"
 ESTIMATE = "estimate"
+FAILING = "windows failing"
+NO_LEG_SEEN = "no_leg_seen"  # no frame of the window shows a whole leg: the one failure that is "not walking"
+FEATURES_FAILED = "features_failed"  # the gait features raised another error (a defect: reported, never hidden)
+CLASSIFIER_INVALID = "classifier_invalid"  # the classifier returned non-finite logits
+WINDOW_FAILURES = (NO_LEG_SEEN, FEATURES_FAILED, CLASSIFIER_INVALID)
 MIN_VALID_FRACTION = 0.8  # of a window's frames that must be valid for it to be classified
 MIN_JOINTS_SEEN = 0.8  # of the feature joints a frame must show to be valid
 RECENT_WINDOWS = 1000  # window results kept for display; the aggregate covers them all
@@ -91,13 +101,18 @@ class SessionEstimate:
     class_names: tuple[str, ...]
     probabilities: tuple[float, ...] | None = None
     agreement: float | None = None
+    failures: tuple[tuple[str, int], ...] = ()  # windows not classified, by cause (`WINDOW_FAILURES`)
 
     def __post_init__(self) -> None:
-        if self.state not in (NOT_ENOUGH, ESTIMATE) or (self.state == ESTIMATE) != (self.probabilities is not None):
+        states = (NOT_ENOUGH, ESTIMATE, FAILING)
+        if self.state not in states or (self.state == ESTIMATE) != (self.probabilities is not None):
             raise ValueError(
                 f"session state {self.state!r} with probabilities {self.probabilities}: an estimate has "
-                "probabilities, 'not enough walking yet' has none"
+                f"probabilities, {NOT_ENOUGH!r} and {FAILING!r} have none"
             )
+        unknown = [c for c, _ in self.failures if c not in WINDOW_FAILURES]
+        if unknown:
+            raise ValueError(f"window failure cause(s) {unknown}; expected {WINDOW_FAILURES}")
         if self.agreement is not None and not 0 <= self.agreement <= 1:
             raise ValueError(f"agreement {self.agreement}; expected a share in [0, 1]")
 
@@ -124,7 +139,12 @@ class SessionEstimate:
             "class": self.class_name,
             "confidence": None if self.confidence is None else round(self.confidence, 5),
             "agreement": None if self.agreement is None else round(self.agreement, 4),
+            "window_failures": dict(self.failures),
         }
+
+
+def _shown(shape: tuple[int | None, ...]) -> str:
+    return "(" + ", ".join("N" if d is None else str(d) for d in shape) + ")"
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
@@ -142,8 +162,10 @@ class GaitSession:
         runner: Runner,
         stride: int | None = None,
         min_valid_fraction: float = MIN_VALID_FRACTION,
+        where: str = "model",
     ) -> None:
         self.contract = contract
+        self.where = where
         self.runner = runner
         self.stride = int(stride) if stride is not None else contract.default_stride
         if not 1 <= self.stride:
@@ -155,12 +177,59 @@ class GaitSession:
         self._frame_shape = (layout.num_joints, 3)
         names = contract.feature_joints or layout.joints
         self._joints = [layout.index(j) for j in names if j in layout.joints]
-        specs = {s.name for s in runner.input_specs()}
-        if specs != set(contract.input_names):
-            raise CpgaitError(
-                f"model inputs {sorted(specs)} do not match its contract's {sorted(contract.input_names)}"
-            )
+        self.failures_total: dict[str, int] = dict.fromkeys(WINDOW_FAILURES, 0)  # over all sessions of the run
+        self.last_failure: str | None = None  # the last failure's message
+        self._check_fits()
         self.reset()
+
+    def _check_fits(self) -> None:
+        """Refuse, before the first frame, a model this runtime cannot feed or read (module docstring)."""
+        c, where = self.contract, self.where
+        for kind, names, known in (
+            ("series_features", c.series_features, SERIES_NAMES),
+            ("scalar_features", c.scalar_features, SCALAR_NAMES),
+        ):
+            unknown = [n for n in names if n not in known]
+            if unknown:
+                raise CpgaitError(
+                    f"{where}: contract field {kind} names {', '.join(map(repr, unknown))}, which this runtime "
+                    f"does not compute; expected names from: {', '.join(known)}"
+                )
+        layout = get_layout(c.layout)
+        unknown = [j for j in c.feature_joints if j not in layout.joints]
+        if unknown:
+            raise CpgaitError(f"{where}: contract field feature_joints names {unknown}, not joints of {c.layout}")
+        graph = {s.name: s for s in self.runner.input_specs()}
+        if set(graph) != set(c.input_names):
+            raise CpgaitError(
+                f"{where}: the graph's inputs {sorted(graph)} do not match contract field streams "
+                f"{c.streams!r} (inputs {sorted(c.input_names)})"
+            )
+        implied_by = {
+            "skeleton": "window",
+            "gait_series": "window / series_features",
+            "gait_scalars": "scalar_features",
+        }
+        for want in c.input_specs():
+            got = graph[want.name].shape
+            fixed = zip(got, want.shape)
+            if len(got) != len(want.shape) or any(g is not None and w is not None and g != w for g, w in fixed):
+                raise CpgaitError(
+                    f"{where}: the graph's input {want.name!r} has shape {_shown(got)} but contract field "
+                    f"{implied_by[want.name]} implies {_shown(want.shape)}"
+                )
+        if c.output_name not in self.runner.output_names():
+            raise CpgaitError(
+                f"{where}: contract field output_name is {c.output_name!r}; the graph's outputs are "
+                f"{self.runner.output_names()}"
+            )
+        feed = {s.name: np.zeros((1, *(int(d or 0) for d in s.shape[1:])), dtype=np.float32) for s in c.input_specs()}
+        logits = np.asarray(self.runner.infer(feed)[c.output_name])
+        if logits.size != len(c.class_names):
+            raise CpgaitError(
+                f"{where}: the classifier returns {logits.size} logits per window but contract field class_names "
+                f"lists {len(c.class_names)} classes"
+            )
 
     def reset(self) -> None:
         """Start a new session (a new subject)."""
@@ -171,7 +240,7 @@ class GaitSession:
         self.windows: deque[WindowResult] = deque(maxlen=RECENT_WINDOWS)
         self._sum = np.zeros(len(self.contract.class_names))
         self._votes = np.zeros(len(self.contract.class_names), dtype=np.int64)
-        self.windows_skipped = 0
+        self.failures: dict[str, int] = dict.fromkeys(WINDOW_FAILURES, 0)  # this session's
         self.last_timings_ns: dict[str, int] = {}
         self.features = IncrementalFeatures(self.contract.layout, self.contract.fps, self.contract.window)
 
@@ -209,8 +278,11 @@ class GaitSession:
         try:
             inputs = self.features.inputs(self.contract.series_features, self.contract.scalar_features)
             feats = self.features.features()
-        except CpgaitError:
-            self.windows_skipped += 1  # e.g. no leg seen well enough to scale the skeleton
+        except NoLegSeen as exc:
+            self._failed(NO_LEG_SEEN, str(exc))
+            return None
+        except CpgaitError as exc:
+            self._failed(FEATURES_FAILED, str(exc))
             return None
         finally:
             self.last_timings_ns["features"] += time.perf_counter_ns() - t0
@@ -220,11 +292,14 @@ class GaitSession:
         self.last_timings_ns["classifier"] = time.perf_counter_ns() - t0
         self.last_timings_ns["classifier_cpu"] = time.thread_time_ns() - c0
         logits = np.asarray(outputs[self.contract.output_name], dtype=np.float64).reshape(-1)
-        if logits.shape != (len(self.contract.class_names),) or not np.all(np.isfinite(logits)):
+        if logits.shape != (len(self.contract.class_names),):
             raise CpgaitError(
-                f"classifier returned {logits.shape} logits (finite: {np.all(np.isfinite(logits))}); "
-                f"the contract has {len(self.contract.class_names)} classes"
+                f"{self.where}: classifier returned {logits.shape} logits; contract field class_names lists "
+                f"{len(self.contract.class_names)} classes"
             )
+        if not np.all(np.isfinite(logits)):
+            self._failed(CLASSIFIER_INVALID, f"classifier returned non-finite logits {logits.tolist()}")
+            return None
         probs = _softmax(logits)
         scalars = {
             n: (None if not math.isfinite(v) else round(float(v), 4)) for n, v in zip(feats.scalar_names, feats.scalars)
@@ -236,6 +311,12 @@ class GaitSession:
         self._sum += probs
         self._votes[result.class_index] += 1
         return result
+
+    def _failed(self, cause: str, message: str) -> None:
+        """Count a window that could not be classified (no result for it)."""
+        self.failures[cause] += 1
+        self.failures_total[cause] += 1
+        self.last_failure = f"{cause}: {message}"
 
     def window_keypoints(self) -> np.ndarray:
         """The raw keypoints `[T, V, 3]` of the last T frames, oldest first (e.g. for a calibration recorder)."""
@@ -253,8 +334,12 @@ class GaitSession:
         n = self.window_count
         valid = int(self._valid.sum())
         needed = self.contract.window
+        failures = tuple((c, k) for c, k in self.failures.items() if k)
         if n == 0:
-            return SessionEstimate(NOT_ENOUGH, 0, valid, needed, names)
+            broken = any(c != NO_LEG_SEEN for c, _ in failures)
+            return SessionEstimate(FAILING if broken else NOT_ENOUGH, 0, valid, needed, names, failures=failures)
         probs = self._sum / n
         agreement = float(self._votes[int(np.argmax(probs))] / n)
-        return SessionEstimate(ESTIMATE, n, valid, needed, names, tuple(float(p) for p in probs), agreement)
+        return SessionEstimate(
+            ESTIMATE, n, valid, needed, names, tuple(float(p) for p in probs), agreement, failures=failures
+        )

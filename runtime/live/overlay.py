@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
-from cpgait.errors import CpgaitError, refuse_overwrite
+from cpgait.errors import CpgaitError, PendingOutput, refuse_overwrite
 from cpgait.runtime.core.layouts import get_layout
 from cpgait.runtime.live.gait_session import ESTIMATE, SessionEstimate, WindowResult
 
@@ -131,15 +131,20 @@ class Overlay:
 
 
 class OverlayVideo:
-    """An mp4 (MPEG-4 Part 2, OpenCV's built-in encoder) of overlay frames; refuses to overwrite unless asked."""
+    """An mp4 (MPEG-4 Part 2, OpenCV's built-in encoder) of overlay frames; refuses to overwrite unless asked.
+
+    Frames go to a hidden temporary file next to `path`; `close()` finalises the container (its index) and
+    renames it into place, `discard()` (a failed run) removes it, leaving any previous video untouched.
+    """
 
     def __init__(self, path: str | Path, fps: float, overwrite: bool = False) -> None:
         self.path = Path(path)
         if self.path.suffix.lower() not in (".mp4", ".avi"):
             raise CpgaitError(f"{self.path}: overlay video must end in .mp4 or .avi")
         refuse_overwrite(self.path, overwrite)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._pending = PendingOutput(self.path)
         self.fps = float(fps) if fps and fps > 0 else 30.0
+        self.frames = 0
         self._writer: cv2.VideoWriter | None = None
 
     def write(self, image: np.ndarray) -> None:
@@ -147,12 +152,25 @@ class OverlayVideo:
         image = fit_width(image)
         if self._writer is None:
             fourcc = cv2.VideoWriter.fourcc(*("mp4v" if self.path.suffix.lower() == ".mp4" else "MJPG"))
-            self._writer = cv2.VideoWriter(str(self.path), fourcc, self.fps, (image.shape[1], image.shape[0]))
+            tmp = str(self._pending.tmp)
+            self._writer = cv2.VideoWriter(tmp, fourcc, self.fps, (image.shape[1], image.shape[0]))
             if not self._writer.isOpened():
                 raise CpgaitError(f"{self.path}: OpenCV could not open a video writer there")
         self._writer.write(image)
+        self.frames += 1
 
     def close(self) -> None:
+        """Finalise the video and put it in place (a run that wrote no frame leaves no file)."""
         if self._writer is not None:
             self._writer.release()
             self._writer = None
+            self._pending.commit()
+        else:
+            self._pending.discard()
+
+    def discard(self) -> None:
+        """Drop the video of a failed run; the file at `path` stays as it was."""
+        if self._writer is not None:
+            self._writer.release()
+            self._writer = None
+        self._pending.discard()

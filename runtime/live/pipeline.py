@@ -134,6 +134,7 @@ class FrameReport:
     estimate: SessionEstimate | None
     timings_ns: dict[str, int] = field(default_factory=dict)
     ended: SessionEstimate | None = None
+    window_failure: str | None = None  # "cause: message" of a window that could not be classified at this frame
 
 
 @dataclass
@@ -150,6 +151,8 @@ class RunSummary:
     timings_ms: dict[str, dict[str, float]]
     live: bool
     source_fps: float
+    window_failures: dict[str, int] = field(default_factory=dict)  # windows not classified, by cause
+    stopped_by: str | None = None  # "SIGINT" / "SIGTERM" when a signal ended the run (set by the application)
 
     @property
     def fps(self) -> float:
@@ -202,6 +205,10 @@ class Pipeline:
     def stop(self) -> None:
         """Ask every stage to finish (e.g. the user closed the window); `reports()` then ends."""
         self._stop.set()
+
+    def queue_depths(self) -> dict[str, int]:
+        """Items waiting between the stages now (each queue holds at most `queue_size`)."""
+        return {"pose": self._q_pose.qsize(), "results": self._q_out.qsize()}
 
     def _put(self, q: queue.Queue, item: object) -> bool:
         while not self._stop.is_set():
@@ -265,9 +272,10 @@ class Pipeline:
                 self.resampler.reset()
         if self.session is None or self.resampler is None or self.convert is None:  # all three or none
             return FrameReport(sf, None, None, timings)
-        window = None
+        window = failure = None
         if subject_id is not None:
             t0 = time.perf_counter_ns()
+            failed_before = sum(self.session.failures_total.values())
             classifier = classifier_cpu = 0
             kp = sf.keypoints if sf.keypoints is not None and sf.status in MEASURED else _missing_like(sf)
             for t, model_kp in self.resampler.push(sf.frame.timestamp, self.convert(kp)):
@@ -282,7 +290,9 @@ class Pipeline:
             timings["features"] = time.perf_counter_ns() - t0 - classifier
             timings["classifier"] = classifier
             timings["classifier_cpu"] = classifier_cpu
-        return FrameReport(sf, window, self.session.estimate(), timings, ended)
+            if sum(self.session.failures_total.values()) != failed_before:
+                failure = self.session.last_failure
+        return FrameReport(sf, window, self.session.estimate(), timings, ended, failure)
 
     def reports(self) -> Generator[FrameReport, None, None]:
         """Run the stages and yield one report per processed source frame, in order."""
@@ -351,6 +361,7 @@ class Pipeline:
             timings_ms=self.timings.summary_ms(),
             live=self.source.is_live,
             source_fps=self.source.fps,
+            window_failures={} if self.session is None else dict(self.session.failures_total),
         )
 
 

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from cpgait.errors import CpgaitError
 from cpgait.export.checkpoint import Checkpoint, load_checkpoint
@@ -114,3 +116,24 @@ def test_a_truncated_checkpoint_is_refused(tmp_path: Path) -> None:
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
     with pytest.raises(CpgaitError, match="not a readable cpgait checkpoint"):
         load_checkpoint(path)
+
+
+@pytest.fixture(scope="module")
+def good_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    return _checkpoint().save(tmp_path_factory.mktemp("ckpt") / "m.pt").read_bytes()
+
+
+@settings(max_examples=40, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+@given(data=st.data())
+def test_any_mutation_of_a_checkpoint_loads_or_is_one_clear_error(
+    tmp_path_factory: pytest.TempPathFactory, good_checkpoint: bytes, data: st.DataObject
+) -> None:
+    raw = bytearray(good_checkpoint)
+    for _ in range(data.draw(st.integers(1, 10))):
+        raw[data.draw(st.integers(0, len(raw) - 1))] = data.draw(st.integers(0, 255))
+    path = tmp_path_factory.mktemp("m") / "m.pt"
+    path.write_bytes(bytes(raw[: data.draw(st.integers(1, len(raw)))]))
+    try:
+        load_checkpoint(path)
+    except CpgaitError as exc:
+        assert str(path) in str(exc)

@@ -60,6 +60,8 @@ def test_training_windows_and_live_windows_feed_the_model_identically(recording:
 
     runner = FeedRecorder(contract)
     session = GaitSession(contract, runner, min_valid_fraction=0.01)
+    assert len(runner.feeds) == 1 and not any(v.any() for v in runner.feeds[0].values())  # the start-up probe
+    runner.feeds.clear()
     resampler = Resampler(contract.fps)
     seq = record.load()
     ends: list[int] = []

@@ -66,7 +66,7 @@ def test_source_layout_must_match() -> None:
 
 @pytest.mark.parametrize(
     "text,message",
-    [("{", "not valid JSON"), ("[]", "expected a JSON object"), ('{"bogus": 1}', "unknown contract field")],
+    [("{", "malformed JSON"), ("[]", "expected a JSON object"), ('{"bogus": 1}', "unknown contract field")],
 )
 def test_bad_contract_json(text: str, message: str) -> None:
     with pytest.raises(CpgaitError, match=message):

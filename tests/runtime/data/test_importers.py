@@ -288,7 +288,7 @@ def test_cli_imports_openpose_and_refuses_to_overwrite(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "args,words",
     [
-        (["--fps", "25", "--format", "csv"], "cannot read as CSV"),
+        (["--fps", "25", "--format", "csv"], "is a folder; expected a keypoint CSV"),
         (["--fps", "25", "--image-size", "640by480"], "expected WIDTHxHEIGHT"),
         (["--fps", "25", "--layout", "coco17"], "OpenPose layout is 'coco17'"),
         ([], "OpenPose JSON has no timing"),

@@ -595,13 +595,17 @@ def test_overlay_draws_the_subject_panel_and_synthetic_banner_on_the_frame(tmp_p
 )
 def test_event_log_writes_json_lines_and_refuses_to_overwrite(tmp_path: Path, event: dict, expected) -> None:
     log = EventLog(tmp_path / "events.jsonl")
+    assert log.writing_to.parent == tmp_path and not (tmp_path / "events.jsonl").exists()  # in place only when done
     if expected is not None:
         with pytest.raises(ValueError, match=expected):
             log.write(event)
+        log.close()
+        assert (tmp_path / "events.jsonl").read_text() == ""
     else:
         log.write(event)
         log.close()
         assert json.loads((tmp_path / "events.jsonl").read_text()) == event
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["events.jsonl"]  # no temporary file left
     with pytest.raises(CpgaitError, match="already exists"):
         EventLog(tmp_path / "events.jsonl")
 
