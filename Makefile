@@ -63,7 +63,7 @@ mutation: $(STAMP)
 	$(BIN)/python scripts/mutation.py
 
 # Lint and format check (ruff) over the whole repository; .ci/run runs it before the tests.
-lint: $(STAMP)
+lint: $(STAMP) typecheck
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 

@@ -351,7 +351,7 @@ def export(
         checkpoint, out, opset=opset, simplify=not no_simplify, data=data, fp16=fp16, overwrite=overwrite
     )
     typer.echo(f"{result.path}: {result.parity.summary()}")
-    if result.fp16_path:
+    if result.fp16_path and result.fp16_parity:
         typer.echo(f"{result.fp16_path}: FP16 variant, {result.fp16_parity.summary()}")
     if triton:
         from cpgait.serve.triton_repo import write_model_repository

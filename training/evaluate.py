@@ -44,9 +44,12 @@ def split_records(checkpoint: Checkpoint, dataset: Dataset, split: str, data: Pa
 
 def recording_probabilities(windows: WindowSet, probs: np.ndarray) -> np.ndarray:
     """Mean window probability of each recording, `[R, C]`."""
+    recording = windows.recording
+    if recording is None:
+        raise ValueError("window set without a recording index (not built from recordings)")
     total = np.zeros((len(windows.recording_ids), probs.shape[1]))
-    np.add.at(total, windows.recording, probs)
-    counts = np.bincount(windows.recording, minlength=len(windows.recording_ids))
+    np.add.at(total, recording, probs)
+    counts = np.bincount(recording, minlength=len(windows.recording_ids))
     return total / np.maximum(counts, 1)[:, None]
 
 

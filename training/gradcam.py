@@ -71,6 +71,7 @@ def gradcam(
             cls = torch.from_numpy(labels[start : start + batch_size]).to(device) if target == "true" else pred
             logits.gather(1, cls[:, None]).sum().backward()
             acts = captured["activations"]
+            assert acts.grad is not None  # the hook retained it for the backward pass
             weights = acts.grad.mean(dim=(2, 3), keepdim=True)
             cam = torch.relu((weights * acts).sum(dim=1)).sum(dim=1)  # [N, V]
             total = cam.sum(dim=1, keepdim=True)

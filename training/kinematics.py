@@ -214,7 +214,7 @@ def _thigh_knee(s: SubjectParams, side: str) -> tuple[np.ndarray, np.ndarray, fl
     return x[1] + x[0] * shape, knee, kmin
 
 
-def _ankle_below_hip(b: Body, thigh: float, knee: float) -> float:
+def _ankle_below_hip(b: Body, thigh: float | np.ndarray, knee: float | np.ndarray) -> float:
     return float(b.thigh * _cosd(thigh) + b.shank * _cosd(thigh - knee))
 
 
@@ -305,7 +305,7 @@ def _legs(s: SubjectParams, angles: dict[str, dict[str, np.ndarray]], pts: np.nd
         hx, hy = _rotate(np.full(n, -b.heel_back), np.full(n, -b.ankle_height), ft)
         tx, ty = _rotate(np.full(n, b.toe_forward), np.full(n, -b.ankle_height), ft)
         z0 = z * b.hip_width
-        leg = ((0.0, 0.0), (kx, ky), (ax, ay))
+        leg: tuple[tuple[float | np.ndarray, float | np.ndarray], ...] = ((0.0, 0.0), (kx, ky), (ax, ay))
         for j, (x, y) in zip(joints[:3], leg):
             pts[:, j] = np.stack(np.broadcast_arrays(x * _cosd(hip_rot), y, z0 + inward * x * _sind(hip_rot)), -1)
         ankle = pts[:, joints[2]].copy()
@@ -513,7 +513,8 @@ def walk(s: SubjectParams, duration_s: float, fps: float, rng: np.random.Generat
     pelvis = np.stack([pelvis_x, pelvis_y, sway], axis=-1)
     device = _upper_body(s, angles["thigh"], lean, roll, pelvis, pts) + pelvis[:, None, None, :]
     pts += pelvis[:, None, :]
-    contacts, toe_offs = {}, {}
+    contacts: dict[str, np.ndarray] = {}
+    toe_offs: dict[str, np.ndarray] = {}
     for side, offset in (("left", 0.0), ("right", offset_r)):
         cycles = np.arange(np.ceil(phases[side].min()) - 1, phases[side].max() + 1)
         for events, at in ((contacts, 0.0), (toe_offs, s.stance_fraction)):

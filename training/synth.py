@@ -144,8 +144,9 @@ def pose_artefacts(
         for a, b in leg_pairs if rng.random() < 0.75 else pairs:
             kp[frames, [a, b]] = kp[frames, [b, a]]
 
-    dropped = rng.random((t, v)) < np.where(far, 0.03, 0.01)
-    dropped |= (rng.random(t) < 0.005)[:, None]  # the pose model missed the child in this frame
+    dropped: np.ndarray = rng.random((t, v)) < np.where(far, 0.03, 0.01)
+    missed = np.less(rng.random(t), 0.005)  # the pose model missed the child in this frame
+    dropped |= missed[:, None]
     for _ in range(rng.poisson(1.5)):  # a joint lost for a few frames
         start = int(rng.integers(t))
         dropped[start : start + int(rng.integers(2, 12)), int(rng.integers(v))] = True

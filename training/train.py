@@ -9,10 +9,12 @@ is stopped and resumed with `--resume` ends exactly where the uninterrupted run 
 from __future__ import annotations
 
 import copy
+import functools
 import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -335,7 +337,7 @@ def train(
                 config.stride,
                 keep_raw=name == "train",
                 where=f"{data} ({name} split)",
-                advance=lambda t=task: progress.advance(t),
+                advance=functools.partial(progress.advance, task),
             )
             if note:
                 console.print(f"note: {note}")
@@ -353,7 +355,7 @@ def train(
         model = model.to(dev)
         optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
-        state = {"epoch": 0, "best_score": -1.0, "best_epoch": -1, "stale": 0, "history": []}
+        state: dict[str, Any] = {"epoch": 0, "best_score": -1.0, "best_epoch": -1, "stale": 0, "history": []}
         best_weights = copy.deepcopy(model.state_dict())
         if previous is not None:
             saved = previous.training["resume"]

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -137,6 +138,9 @@ class KeypointSequence:
         return path
 
     def _write(self, tmp: Path) -> None:
+        optional: dict[str, Any] = {
+            k: v for k, v in (("frame_index", self.frame_index), ("timestamps", self.timestamps)) if v is not None
+        }
         np.savez_compressed(
             tmp,
             format=np.str_(FORMAT),
@@ -148,7 +152,7 @@ class KeypointSequence:
             subject_id=np.str_(self.subject_id),
             recording_id=np.str_(self.recording_id),
             source=np.str_(self.source),
-            **{k: v for k, v in (("frame_index", self.frame_index), ("timestamps", self.timestamps)) if v is not None},
+            **optional,
         )
 
     @classmethod
@@ -164,7 +168,7 @@ class KeypointSequence:
                 keypoints=fields["keypoints"],
                 fps=float(fields["fps"]),
                 layout=str(fields["layout"]),
-                image_size=tuple(int(s) for s in fields["image_size"]),
+                image_size=(int(fields["image_size"][0]), int(fields["image_size"][1])),
                 label=None if label < 0 else label,
                 subject_id=str(fields["subject_id"]),
                 recording_id=str(fields["recording_id"]),

@@ -34,6 +34,7 @@ import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
@@ -212,14 +213,17 @@ def _parse_label(text: str, where: str) -> int | None:
     return int(text)
 
 
+AgreeT = TypeVar("AgreeT", str, int | None)
+
+
 def _agree(
-    in_file: str | int | None,
-    in_csv: str | int | None,
+    in_file: AgreeT,
+    in_csv: AgreeT | None,
     column: str,
     where: str,
     path: Path,
     file_default: str | None = None,
-) -> str | int | None:
+) -> AgreeT:
     """The manifest fills what the file leaves empty; a contradiction is an error naming both values."""
     if in_csv is None:
         return in_file

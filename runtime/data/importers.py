@@ -93,7 +93,7 @@ def import_openpose(
         people: list[np.ndarray] = []
         if number in numbered:
             people, src_layout = _read_openpose_file(numbered[number], src_layout)
-        if people and track is None:
+        if people and track is None and src_layout is not None:  # a file with people names its layout
             track = _Track(src_layout)
         frames.append(None if track is None else track(people, number))
     if src_layout is None or all(p is None for p in frames):
@@ -232,7 +232,9 @@ def import_csv(
         raise CpgaitError(f"{path}: no frames below the header; expected one row per frame")
     column = {name: i for i, name in enumerate(header)}
     xyz = [[column[f"{j}_{a}"] for a in "xyc"] for j in lay.joints]
-    numbers, times, points = [], [], []
+    numbers: list[int] = []
+    times: list[float] = []
+    points: list[np.ndarray] = []
     for line, row in rows:
         where = f"{path} line {line}"
         if len(row) != len(header):

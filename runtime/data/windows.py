@@ -120,7 +120,10 @@ def build_windows(
     usable, note = usable_records(records, contract, where)
     stride = stride or contract.default_stride
     per_window: list[dict[str, np.ndarray]] = []
-    raw, labels, recording, ids = [], [], [], []
+    raw: list[np.ndarray] = []
+    labels: list[int] = []
+    recording: list[int] = []
+    ids: list[str] = []
     unmeasurable: list[str] = []
     for record in usable:
         seq = record.load()
@@ -134,7 +137,7 @@ def build_windows(
             kept.append(w)
         if kept:
             raw += kept if keep_raw else []
-            labels += [record.label] * len(kept)
+            labels += [-1 if record.label is None else record.label] * len(kept)  # labelled: usable_records
             recording += [len(ids)] * len(kept)
             ids.append(record.recording_id)
         if advance is not None:
@@ -160,7 +163,8 @@ def synthetic_windows(contract: ModelContract, n: int = 32, seed: int = 0) -> Wi
     """Random inputs of the contract's shapes (standard normal): for export parity when no data set is given."""
     rng = np.random.default_rng(seed)
     inputs = {
-        spec.name: rng.standard_normal((n, *spec.shape[1:])).astype(np.float32) for spec in contract.input_specs()
+        spec.name: rng.standard_normal((n, *(d or 1 for d in spec.shape[1:]))).astype(np.float32)
+        for spec in contract.input_specs()  # only the batch axis is dynamic
     }
     return WindowSet(inputs, np.full(n, -1, dtype=np.int64), f"{n} synthetic random windows (seed {seed})")
 
@@ -236,7 +240,8 @@ def load_windows(
 def _round_robin(pools: list, count: int | None) -> list[int]:
     """Take one index from each pool in turn until `count` are taken or all pools are empty: every label gets an
     equal share while it has windows left, and the others fill in for one that runs out."""
-    pools, chosen = [iter(p) for p in pools], []
+    pools = [iter(p) for p in pools]
+    chosen: list[int] = []
     while pools and (count is None or len(chosen) < count):
         for pool in list(pools):
             index = next(pool, None)

@@ -463,10 +463,10 @@ def stance_events(events: np.ndarray, feet_x: np.ndarray) -> tuple[np.ndarray, n
     for i, (e, side) in enumerate(zip(frames, sides)):
         heel, toe = feet_x[:, 2 * side], feet_x[:, 2 * side + 1]
         after = [f for f, sd in zip(frames[i + 1 :], sides[i + 1 :]) if sd != side]
-        if not after or not np.isfinite(heel[e : after[0] + 1]).any():
-            contacts.append([e, side])
+        stand = slice(e, after[0] + 1) if after else slice(e, e)
+        if not after or not np.isfinite(heel[stand]).any() or not np.isfinite(toe[stand]).any():
+            contacts.append([e, side])  # no footprint to refine against (and no all-NaN medians)
             continue
-        stand = slice(e, after[0] + 1)
         at_heel, at_toe = np.nanmedian(heel[stand]), np.nanmedian(toe[stand])
         if not np.nanmedian(np.abs(toe[stand] - at_toe)) <= TOE_OFF_LEG:  # the foot does not stand still
             contacts.append([e, side])
@@ -495,7 +495,10 @@ def _stance_scalars(knee: np.ndarray, contacts: np.ndarray, toe_offs: np.ndarray
     """Stance time, swing time, their ratio, knee flexion at contact (left, right) and least knee flexion in stance
     (left, right): means over the window's stance phases (a contact and the same foot's next toe-off, no missing
     knee frames between them) and swing phases (a toe-off and the same foot's next contact)."""
-    stance, swing, at_contact, lowest = [], [], ([], []), ([], [])
+    stance: list[float] = []
+    swing: list[float] = []
+    at_contact: tuple[list[float], list[float]] = ([], [])
+    lowest: tuple[list[float], list[float]] = ([], [])
     for side in (0, 1):
         ics = contacts[contacts[:, 1] == side, 0]
         tos = toe_offs[toe_offs[:, 1] == side, 0]

@@ -22,11 +22,14 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from cpgait.errors import CpgaitError
+
+if TYPE_CHECKING:
+    import cv2
 
 URL_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp")
 DEFAULT_FILE_FPS = 30.0  # for the rare file that stores no frame rate
@@ -159,7 +162,7 @@ class Reader(Protocol):
 class _CvReader:
     """cv2.VideoCapture behind the Reader protocol."""
 
-    def __init__(self, capture: object, is_file: bool) -> None:
+    def __init__(self, capture: cv2.VideoCapture, is_file: bool) -> None:
         import cv2
 
         self._cap = capture
@@ -409,7 +412,8 @@ class LiveSource(VideoSource):
         self._opener = opener
         self._reader = opener()  # the first connection fails loudly: no camera is a user error
         self.fps = float(self._reader.fps)
-        self.size = tuple(self._reader.size)
+        width, height = self._reader.size
+        self.size = (int(width), int(height))
         self._cond = threading.Condition()
         self._latest: Frame | None = None
         self._ended = False
