@@ -20,8 +20,8 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/pip install -q --no-deps nvidia-pytriton==0.7.0
 	touch $(STAMP)
 
-# The Sports2D walking clip (BSD-3-Clause, see NOTICE): the demo's and the benchmarks' input. The tests use the
-# committed cut of it, tests/data/walk.mp4, so `make test` needs no network once the virtualenv exists.
+# The Sports2D walking clip (BSD-3-Clause, see NOTICE): the demo's and the benchmarks' input, and the camera of the
+# kiosk and batch tests; the live loop's own end-to-end test runs on its committed cut, tests/data/walk.mp4.
 DEMO_CLIP := .cache/demo.mp4
 
 $(DEMO_CLIP): | $(STAMP)
@@ -41,8 +41,6 @@ kiosk: $(STAMP) $(DEMO_CLIP)
 	$(BIN)/cpgait kiosk --camera $(DEMO_CLIP) --data-dir .cache/kiosk --port $(KIOSK_PORT) --target-windows 2 \
 		--gate-report docs/reference-model/verify-int8.json
 
-# The demo clip is fetched for the kiosk and batch tests (the live loop's own end-to-end test needs no network:
-# it runs on tests/data/walk.mp4).
 test: $(STAMP) $(DEMO_CLIP)
 	$(BIN)/python -m pytest -q
 
