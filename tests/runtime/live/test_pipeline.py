@@ -1,5 +1,5 @@
-"""The temporal session, the threaded pipeline with a fake pose model, and the whole loop on a real walking clip
-(tests/data/walk.mp4: 200 frames of the Sports2D demo clip, committed, so no test needs the network)."""
+"""The threaded pipeline with a fake pose model, and the whole loop (`cpgait run`, `cpgait pose`) on a real walking
+clip (tests/data/walk.mp4: 200 frames of the Sports2D demo clip, committed, so no test needs the network)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import json
 import threading
 import time
 from collections import Counter
-from collections.abc import Mapping
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -15,6 +14,7 @@ import cv2
 import jsonschema
 import numpy as np
 import pytest
+from session_fakes import LEGS, FakeRunner, contract_for, walker
 
 from cpgait.errors import CpgaitError
 from cpgait.runtime.app.record import record_sequence
@@ -23,7 +23,6 @@ from cpgait.runtime.backends.runner import Runner
 from cpgait.runtime.core.contract import METADATA_KEY, ModelContract
 from cpgait.runtime.core.layouts import get_layout
 from cpgait.runtime.core.sequence import KeypointSequence
-from cpgait.runtime.core.tensors import TensorSpec
 from cpgait.runtime.gait.features import SCALAR_NAMES, SERIES_NAMES, compute_features
 from cpgait.runtime.live.capture import FileSource, Frame
 from cpgait.runtime.live.events import EventLog
@@ -46,115 +45,6 @@ from cpgait.runtime.pose.interface import PoseResult, keypoint_box
 
 ROOT = Path(__file__).resolve().parents[3]
 WALK_CLIP = ROOT / "tests" / "data" / "walk.mp4"  # see NOTICE: the demo clip's first 200 frames at 960x540
-LEGS = ("left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle")
-
-
-def _contract(window: int = 60, layout: str = "coco17") -> ModelContract:
-    return ModelContract(
-        layout=layout,
-        window=window,
-        fps=30.0,
-        series_features=SERIES_NAMES,
-        scalar_features=SCALAR_NAMES,
-        feature_joints=LEGS,
-        training_data="a test stand-in",
-    )
-
-
-class FakeRunner(Runner):
-    """A classifier that answers `logits` (cycling through them) with the contract's inputs."""
-
-    def __init__(self, contract: ModelContract, logits: list[list[float]], names: tuple[str, ...] | None = None):
-        super().__init__()
-        self.contract, self.logits, self.calls = contract, logits, 0
-        self.names = names or contract.input_names
-
-    def _activate(self) -> None:
-        t, s, c = self.contract.window, len(self.contract.series_features), len(self.contract.scalar_features)
-        shapes = {"skeleton": (None, 3, t, 17), "gait_series": (None, s, t), "gait_scalars": (None, c)}
-        self._specs = [TensorSpec(n, np.dtype(np.float32), shapes.get(n, (None,))) for n in self.names]
-        self._outputs = [self.contract.output_name]
-
-    def _infer(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        out = np.array([self.logits[self.calls % len(self.logits)]], dtype=np.float32)
-        self.calls += 1
-        return {"logits": out}
-
-
-def _walker(k: int, fps: float = 30.0, x0: float = 900.0) -> np.ndarray:
-    """COCO-17 keypoints of a stick figure walking right to left at 1 Hz strides (pixels, confidence 0.9)."""
-    t = k / fps
-    hip = np.array([x0 - 250 * t, 400.0])
-    swing = 0.45 * np.sin(2 * np.pi * 1.0 * t)
-    kp = np.zeros((17, 3), dtype=np.float32)
-    kp[:, 2] = 0.9
-    kp[:, :2] = hip + [0, -150]  # head and arms near the shoulders
-    kp[5, :2] = kp[6, :2] = hip + [-10, -150]
-    kp[11, :2] = kp[12, :2] = hip
-    for side, sign in ((0, 1), (1, -1)):
-        a = sign * swing
-        knee = hip + 100 * np.array([-np.sin(a), np.cos(a)])
-        kp[13 + side, :2] = knee
-        kp[15 + side, :2] = knee + 100 * np.array([-np.sin(a - 0.3 * abs(a)), np.cos(a)])
-    return kp
-
-
-def test_session_says_not_enough_walking_until_a_full_valid_window() -> None:
-    contract = _contract(window=60)
-    session = GaitSession(contract, FakeRunner(contract, [[2.0, 1.0, 0.0, 0.0]]), stride=10)
-    results = [session.push(k / 30, _walker(k)) for k in range(59)]
-    assert all(r is None for r in results)
-    assert session.estimate().state == NOT_ENOUGH and session.estimate().valid_frames == 59
-    first = session.push(59 / 30, _walker(59))
-    assert first is not None and first.class_name == "GMFCS I" and first.frame == 60
-    assert sum(first.probabilities) == pytest.approx(1.0)
-    # the window's gait scalars: 1 Hz strides = 120 steps/min; the hips move 250 px/s with legs 200 px long
-    assert first.features["cadence"] == pytest.approx(120.0, rel=0.02)
-    assert first.features["speed"] == pytest.approx(1.25, rel=0.02)
-    results = [session.push(k / 30, _walker(k)) for k in range(60, 90)]
-    assert [r is not None for r in results].count(True) == 3  # every 10 frames
-    assert np.array_equal(session.window_keypoints(), np.stack([_walker(k) for k in range(30, 90)]))
-
-
-def test_session_estimate_is_the_mean_probability_discounted_by_disagreement() -> None:
-    contract = _contract(window=60)
-    logits = [[3.0, 0.0, 0.0, 0.0], [3.0, 0.0, 0.0, 0.0], [0.0, 3.0, 0.0, 0.0]]
-    session = GaitSession(contract, FakeRunner(contract, logits), stride=5)
-    windows = [w for k in range(70) if (w := session.push(k / 30, _walker(k))) is not None]
-    assert len(windows) == 3
-    est = session.estimate()
-    mean = np.mean([w.probabilities for w in windows], axis=0)
-    assert est.state == ESTIMATE and est.class_name == "GMFCS I"
-    assert est.probabilities == pytest.approx(tuple(mean))
-    assert est.agreement == pytest.approx(2 / 3)
-    assert est.confidence == pytest.approx(mean.max() * 2 / 3)
-    session.reset()
-    assert session.estimate().state == NOT_ENOUGH and session.window_count == 0
-
-
-def test_frames_without_the_legs_do_not_make_a_window() -> None:
-    contract = _contract(window=60)
-    session = GaitSession(contract, FakeRunner(contract, [[0, 0, 0, 1.0]]), stride=1)
-    for k in range(100):
-        kp = _walker(k)
-        if k % 3 == 0:  # a third of the frames lose the ankles: below the 80 % valid share
-            kp[15:17, 2] = 0.0
-        assert session.push(k / 30, kp) is None
-    assert session.estimate().state == NOT_ENOUGH
-
-
-@pytest.mark.parametrize(
-    "make,match",
-    [
-        (lambda c: GaitSession(c, FakeRunner(c, [[0, 0, 0, 0]], names=("skeleton",))), "do not match"),
-        (lambda c: GaitSession(c, FakeRunner(c, [[0, 0, 0, 0]]), stride=0), "stride"),
-        (lambda c: GaitSession(c, FakeRunner(c, [[0, 0, 0, 0]])).push(0.0, np.zeros((21, 3))), "shape"),
-        (lambda c: GaitSession(c, FakeRunner(c, [[0, 0, 0, 0]]), min_valid_fraction=0), "valid fraction"),
-    ],
-)
-def test_session_rejects_what_does_not_fit_the_contract(make, match: str) -> None:
-    with pytest.raises(CpgaitError, match=match):
-        make(_contract())
 
 
 @pytest.mark.parametrize(
@@ -168,7 +58,7 @@ def test_session_rejects_what_does_not_fit_the_contract(make, match: str) -> Non
     ],
 )
 def test_pose_layout_must_fit_the_model(pose_layout: str, model_layout: str, expected: int | str) -> None:
-    contract = _contract(layout=model_layout)
+    contract = contract_for(layout=model_layout)
     if isinstance(expected, str):
         with pytest.raises(CpgaitError, match=expected):
             layout_converter(pose_layout, contract, "pose")
@@ -355,7 +245,7 @@ class ScriptedStage:
     def __call__(self, frame: Frame) -> SubjectFrame:
         track_id, status = self.script(frame.index)
         subject = None if track_id is None else Subject(track_id, (100.0, 100.0, 150.0, 220.0), True, 1.0)
-        kp = _walker(frame.index) if status in (TRACKING, OCCLUDED) else None
+        kp = walker(frame.index) if status in (TRACKING, OCCLUDED) else None
         if status == OCCLUDED:
             kp[:11, 2] = 0.0
             kp[:11, :2] = np.nan
@@ -381,7 +271,7 @@ def _two_walkers(i: int) -> tuple[int | None, str]:
 def test_one_subject_leaves_and_another_arrives(tmp_path: Path) -> None:
     """Session bookkeeping at a change of subject: the count, the leaving subject's final estimate on the frame it
     ended, a fresh session (and model clock) for the next one, and one window every `stride` frames of each."""
-    contract = _contract(window=20)
+    contract = contract_for(window=20)
     runner = FakeRunner(contract, [[2.0, 0.0, 0.0, 0.0], [0.0, 2.0, 0.0, 0.0]])
     source = FileSource(_blank_video(tmp_path / "blank.avi", 90))
     pipeline = Pipeline(source, ScriptedStage(_two_walkers), GaitSession(contract, runner, stride=5))
@@ -409,7 +299,7 @@ def test_one_subject_leaves_and_another_arrives(tmp_path: Path) -> None:
 
 
 def test_the_last_finished_session_stands_while_the_next_has_no_window(tmp_path: Path) -> None:
-    contract = _contract(window=20)
+    contract = contract_for(window=20)
     source = FileSource(_blank_video(tmp_path / "blank.avi", 60))
     script = lambda i: (7, TRACKING) if i < 40 else (None, NOBODY)  # noqa: E731
     pipeline = Pipeline(source, ScriptedStage(script), GaitSession(contract, FakeRunner(contract, [[0, 0, 3, 0]])))
@@ -570,7 +460,7 @@ def test_overlay_draws_the_subject_panel_and_synthetic_banner_on_the_frame(tmp_p
     video = _scene_video(tmp_path / "scene.avi")
     source = FileSource(video)
     stage = SubjectPose(FakePose(), source.size, "coco17")
-    contract = _contract()
+    contract = contract_for()
     overlay = Overlay(contract.class_names, synthetic=True)
     with source:
         reports = list(Pipeline(source, stage, GaitSession(contract, FakeRunner(contract, [[0, 1, 0, 0]]))).reports())

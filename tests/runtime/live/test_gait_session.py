@@ -1,0 +1,69 @@
+"""The gait session: not enough walking until a full valid window, windows every stride, the aggregated estimate,
+and refusals of what does not fit the contract."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from session_fakes import FakeRunner, contract_for, walker
+
+from cpgait.errors import CpgaitError
+from cpgait.runtime.live.gait_session import ESTIMATE, NOT_ENOUGH, GaitSession
+
+
+def test_session_says_not_enough_walking_until_a_full_valid_window() -> None:
+    contract = contract_for(window=60)
+    session = GaitSession(contract, FakeRunner(contract, [[2.0, 1.0, 0.0, 0.0]]), stride=10)
+    results = [session.push(k / 30, walker(k)) for k in range(59)]
+    assert all(r is None for r in results)
+    assert session.estimate().state == NOT_ENOUGH and session.estimate().valid_frames == 59
+    first = session.push(59 / 30, walker(59))
+    assert first is not None and first.class_name == "GMFCS I" and first.frame == 60
+    assert sum(first.probabilities) == pytest.approx(1.0)
+    # the window's gait scalars: 1 Hz strides = 120 steps/min; the hips move 250 px/s with legs 200 px long
+    assert first.features["cadence"] == pytest.approx(120.0, rel=0.02)
+    assert first.features["speed"] == pytest.approx(1.25, rel=0.02)
+    results = [session.push(k / 30, walker(k)) for k in range(60, 90)]
+    assert [r is not None for r in results].count(True) == 3  # every 10 frames
+    assert np.array_equal(session.window_keypoints(), np.stack([walker(k) for k in range(30, 90)]))
+
+
+def test_session_estimate_is_the_mean_probability_discounted_by_disagreement() -> None:
+    contract = contract_for(window=60)
+    logits = [[3.0, 0.0, 0.0, 0.0], [3.0, 0.0, 0.0, 0.0], [0.0, 3.0, 0.0, 0.0]]
+    session = GaitSession(contract, FakeRunner(contract, logits), stride=5)
+    windows = [w for k in range(70) if (w := session.push(k / 30, walker(k))) is not None]
+    assert len(windows) == 3
+    est = session.estimate()
+    mean = np.mean([w.probabilities for w in windows], axis=0)
+    assert est.state == ESTIMATE and est.class_name == "GMFCS I"
+    assert est.probabilities == pytest.approx(tuple(mean))
+    assert est.agreement == pytest.approx(2 / 3)
+    assert est.confidence == pytest.approx(mean.max() * 2 / 3)
+    session.reset()
+    assert session.estimate().state == NOT_ENOUGH and session.window_count == 0
+
+
+def test_frames_without_the_legs_do_not_make_a_window() -> None:
+    contract = contract_for(window=60)
+    session = GaitSession(contract, FakeRunner(contract, [[0, 0, 0, 1.0]]), stride=1)
+    for k in range(100):
+        kp = walker(k)
+        if k % 3 == 0:  # a third of the frames lose the ankles: below the 80 % valid share
+            kp[15:17, 2] = 0.0
+        assert session.push(k / 30, kp) is None
+    assert session.estimate().state == NOT_ENOUGH
+
+
+@pytest.mark.parametrize(
+    "make,match",
+    [
+        (lambda c: GaitSession(c, FakeRunner(c, [[0, 0, 0, 0]], names=("skeleton",))), "do not match"),
+        (lambda c: GaitSession(c, FakeRunner(c, [[0, 0, 0, 0]]), stride=0), "stride"),
+        (lambda c: GaitSession(c, FakeRunner(c, [[0, 0, 0, 0]])).push(0.0, np.zeros((21, 3))), "shape"),
+        (lambda c: GaitSession(c, FakeRunner(c, [[0, 0, 0, 0]]), min_valid_fraction=0), "valid fraction"),
+    ],
+)
+def test_session_rejects_what_does_not_fit_thecontract_for(make, match: str) -> None:
+    with pytest.raises(CpgaitError, match=match):
+        make(contract_for())
