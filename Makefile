@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml Makefile
 	touch $(STAMP)
 
 # The Sports2D walking clip (BSD-3-Clause, see NOTICE): the demo's and the benchmarks' input, and the camera of the
-# kiosk and batch tests; the live loop's own end-to-end test runs on its committed cut, tests/data/walk.mp4.
+# kiosk's browser and crash tests; the live-loop and batch tests run on its committed cut, tests/data/walk.mp4.
 DEMO_CLIP := .cache/demo.mp4
 
 $(DEMO_CLIP): | $(STAMP)
@@ -41,7 +41,9 @@ kiosk: $(STAMP) $(DEMO_CLIP)
 	$(BIN)/cpgait kiosk --camera $(DEMO_CLIP) --data-dir .cache/kiosk --port $(KIOSK_PORT) --target-windows 2 \
 		--gate-report docs/reference-model/verify-int8.json
 
-test: $(STAMP) $(DEMO_CLIP)
+# Without a registry (the clip not fetched) the kiosk's camera tests skip and say so; everything else runs offline.
+test: $(STAMP)
+	$(MAKE) --no-print-directory $(DEMO_CLIP) || echo "note: the demo clip could not be fetched; the kiosk's camera tests skip"
 	$(BIN)/python -m pytest -q
 
 # Debian packages the stream-fault tests use: GStreamer's RTSP server, run by the system python3, serving the demo
