@@ -116,7 +116,9 @@ def run_soak(
         )
 
     def sampler() -> None:
-        started.wait()
+        while not started.wait(0.5):
+            if done.is_set():  # the run ended (or failed) before its first frame
+                return
         end = holder["t0"] + minutes * 60
         while not done.wait(min(sample_s, max(0.0, end - time.monotonic()))):
             sample()

@@ -28,7 +28,8 @@ from cpgait.errors import CpgaitError
 from cpgait.runtime.backends.runner import Runner
 from cpgait.runtime.core.contract import ModelContract
 from cpgait.runtime.core.layouts import get_layout
-from cpgait.runtime.gait.features import SCALAR_NAMES, SERIES_NAMES, IncrementalFeatures
+from cpgait.runtime.gait.feature_bank import BANK_SCALARS, BANK_SERIES
+from cpgait.runtime.gait.features import MASK_SUFFIX, SCALAR_NAMES, SERIES_NAMES, IncrementalFeatures
 from cpgait.runtime.gait.keypoints import NoLegSeen, seen
 
 NOT_ENOUGH = "not enough walking yet"
@@ -186,14 +187,15 @@ class GaitSession:
         """Refuse, before the first frame, a model this runtime cannot feed or read (module docstring)."""
         c, where = self.contract, self.where
         for kind, names, known in (
-            ("series_features", c.series_features, SERIES_NAMES),
-            ("scalar_features", c.scalar_features, SCALAR_NAMES),
+            ("series_features", c.series_features, SERIES_NAMES + BANK_SERIES),
+            ("scalar_features", c.scalar_features, SCALAR_NAMES + BANK_SCALARS),
         ):
-            unknown = [n for n in names if n not in known]
+            unknown = [n for n in names if n.removesuffix(MASK_SUFFIX) not in known]
             if unknown:
                 raise CpgaitError(
                     f"{where}: contract field {kind} names {', '.join(map(repr, unknown))}, which this runtime "
-                    f"does not compute; expected names from: {', '.join(known)}"
+                    f"does not compute; expected one of its {len(known)} clinical or per-joint {kind.split('_')[0]} "
+                    f"names (cpgait.runtime.gait.features, feature_bank), each optionally with {MASK_SUFFIX!r}"
                 )
         layout = get_layout(c.layout)
         unknown = [j for j in c.feature_joints if j not in layout.joints]
