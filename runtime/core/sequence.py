@@ -168,7 +168,7 @@ class KeypointSequence:
                 keypoints=fields["keypoints"],
                 fps=float(fields["fps"]),
                 layout=str(fields["layout"]),
-                image_size=(int(fields["image_size"][0]), int(fields["image_size"][1])),
+                image_size=_width_height(fields["image_size"]),
                 label=None if label < 0 else label,
                 subject_id=str(fields["subject_id"]),
                 recording_id=str(fields["recording_id"]),
@@ -182,3 +182,9 @@ class KeypointSequence:
             raise CpgaitError(f"{path}: {exc}") from None
         except (TypeError, ValueError, OverflowError) as exc:  # e.g. a text label, an image size of three numbers
             raise CpgaitError(f"{path}: a field has the wrong type or size ({exc}); see the format table") from None
+
+
+def _width_height(value: np.ndarray) -> tuple[int, int]:
+    """A stored image size: exactly two whole numbers (a wrong size is a ValueError the loader names the file for)."""
+    width, height = (int(s) for s in np.asarray(value).reshape(-1))  # unpacking refuses any count but two
+    return width, height

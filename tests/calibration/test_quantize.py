@@ -52,21 +52,28 @@ REFERENCE = Path(__file__).resolve().parents[2] / "runtime" / "assets" / "refere
 
 def test_int8_follows_a_model_whose_prediction_depends_on_its_input(synth_data: Path) -> None:
     """The shipped reference model (trained on SYNTHETIC data) predicts different classes for different windows;
-    its INT8 copy must keep every decision and move no logit by more than a tenth of the logits' spread across the
-    windows (the random `tiny_onnx` cannot show this: its logits vary by 0.01 and it predicts one class)."""
+    its INT8 copy must keep (nearly) every decision and move the logits by a small share of their spread across the
+    windows (the random `tiny_onnx` cannot show this: its logits vary by 0.01 and it predicts one class).
+
+    Tolerances from the regenerated reference model (255 gait features), which quantizes less tightly than the
+    earlier one: on these 48 windows mean |delta| 0.056 and max 0.59 of the spread, one decision changed, as with its
+    shipped INT8 file (0.021 / 0.53, calibrated on 500 windows; the gate on 753 held-out windows passes at 99.07 %).
+    Calibrating on inputs shrunk 20x (ranges clipped) gives a mean |delta| of 0.12 of the spread: the mean bound
+    catches it (measured when these bounds were set)."""
     contract = ModelContract.from_onnx(REFERENCE)
     calibration = load_windows(synth_data, contract, count=24)
     test = load_windows(synth_data, contract, count=48)
-    fp32 = ort.InferenceSession(str(REFERENCE), providers=["CPUExecutionProvider"]).run(["logits"], test.inputs)[0]
+    output = contract.output_name
+    fp32 = ort.InferenceSession(str(REFERENCE), providers=["CPUExecutionProvider"]).run([output], test.inputs)[0]
     assert len(set(fp32.argmax(1).tolist())) >= 3  # the premise: decisions depend on the input
     spread = float(fp32.std(axis=0).mean())
     qdq = quantize(REFERENCE, calibration)
-    int8 = ort.InferenceSession(qdq.SerializeToString(), providers=["CPUExecutionProvider"]).run(
-        ["logits"], test.inputs
-    )[0]
-    assert np.abs(int8 - fp32).max() < 0.1 * spread, (np.abs(int8 - fp32).max(), spread)
-    assert np.abs(int8 - fp32).mean() < 0.02 * spread
-    assert np.array_equal(int8.argmax(1), fp32.argmax(1))
+    int8 = ort.InferenceSession(qdq.SerializeToString(), providers=["CPUExecutionProvider"]).run([output], test.inputs)[
+        0
+    ]
+    assert np.abs(int8 - fp32).mean() < 0.1 * spread, (np.abs(int8 - fp32).mean(), spread)
+    assert np.abs(int8 - fp32).max() < 0.8 * spread, (np.abs(int8 - fp32).max(), spread)
+    assert np.mean(int8.argmax(1) == fp32.argmax(1)) >= 0.95
 
 
 def test_float_groups_stay_unquantized(tiny_onnx: Path, windows) -> None:
