@@ -220,6 +220,7 @@ def soak(
     typer.echo("soak PASS")
 
 
+@app.command()
 def pose(
     video: str = typer.Argument(..., help="A clip of one person walking in side view (e.g. .cache/demo.mp4)."),
     options: str = typer.Option(
