@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from cpgait.calibration.quantize import QUANT_METADATA_KEY, QuantizeSettings
+from cpgait.calibration.quantize import QUANT_METADATA_KEY, QuantizeSettings, quantize_qdq
 from cpgait.errors import CpgaitError, require_writable
 from cpgait.runtime.backends.ort_runner import OnnxRuntimeRunner
 from cpgait.runtime.backends.runner import Runner
@@ -195,39 +195,23 @@ def output_convs(model: onnx.ModelProto) -> list[str]:
 def quantize_landmarks(model_path: str | Path, crops: np.ndarray, settings: QuantizeSettings) -> onnx.ModelProto:
     """The Q/DQ `ModelProto` of a landmark network calibrated on `crops` (not yet written)."""
     import onnx
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     from cpgait.calibration.qdq_rules import check_qdq_model
 
-    method = {
-        "minmax": CalibrationMethod.MinMax,
-        "entropy": CalibrationMethod.Entropy,
-        "percentile": CalibrationMethod.Percentile,
-    }[settings.method]
     with tempfile.TemporaryDirectory(prefix="cpgait-pose-quant-") as tmp:
         pre, out = Path(tmp) / "pre.onnx", Path(tmp) / "int8.onnx"
         quant_pre_process(str(model_path), str(pre), skip_symbolic_shape=True)
         prepared = onnx.load(str(pre))
         excluded = output_convs(prepared)
-        quantize_static(
-            str(pre),
-            str(out),
+        quantize_qdq(
+            pre,
+            out,
             _CropReader(prepared.graph.input[0].name, crops),
-            quant_format=QuantFormat.QDQ,
-            activation_type=QuantType.QInt8,
-            weight_type=QuantType.QInt8,
-            per_channel=settings.per_channel,
-            calibrate_method=method,
-            op_types_to_quantize=["Conv"],
-            nodes_to_exclude=excluded,
-            extra_options={
-                "ActivationSymmetric": True,
-                "WeightSymmetric": True,
-                "QuantizeBias": False,
-                "CalibTensorRangeSymmetric": True,
-                "OpTypesToExcludeOutputQuantization": ["Conv"] if settings.recipe == "tensorrt" else [],
-            },
+            settings,
+            ["Conv"],
+            excluded,
+            unquantized_outputs=["Conv"] if settings.recipe == "tensorrt" else [],
         )
         qdq = onnx.load(str(out))
     entry = qdq.metadata_props.add()

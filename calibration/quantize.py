@@ -45,6 +45,7 @@ from cpgait.runtime.data.windows import WindowSet
 
 if TYPE_CHECKING:
     import onnx
+    from onnxruntime.quantization import CalibrationDataReader
 
     from cpgait.calibration.gate import GateReport, Thresholds
 
@@ -161,12 +162,51 @@ class QuantizeSettings:
             raise CpgaitError(f"--recipe {self.recipe!r}; expected one of {', '.join(RECIPES)}")
 
 
+def quantize_qdq(
+    pre: Path,
+    out: Path,
+    reader: CalibrationDataReader,
+    settings: QuantizeSettings,
+    op_types: list[str],
+    exclude: list[str],
+    unquantized_outputs: list[str],
+) -> None:
+    """ONNX Runtime's `quantize_static` of the pre-processed model `pre` into `out` with cpgait's TensorRT-compatible
+    settings: Q/DQ, symmetric int8 activations and weights (zero point 0), no bias Q/DQ, symmetric calibration
+    ranges; `reader` is a `CalibrationDataReader`, and the outputs of `unquantized_outputs` op types stay float."""
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    method = {
+        "minmax": CalibrationMethod.MinMax,
+        "entropy": CalibrationMethod.Entropy,
+        "percentile": CalibrationMethod.Percentile,
+    }[settings.method]
+    quantize_static(
+        str(pre),
+        str(out),
+        reader,
+        quant_format=QuantFormat.QDQ,
+        activation_type=QuantType.QInt8,
+        weight_type=QuantType.QInt8,
+        per_channel=settings.per_channel,
+        calibrate_method=method,
+        op_types_to_quantize=op_types,
+        nodes_to_exclude=exclude,
+        extra_options={
+            "ActivationSymmetric": True,
+            "WeightSymmetric": True,
+            "QuantizeBias": False,
+            "CalibTensorRangeSymmetric": True,
+            "OpTypesToExcludeOutputQuantization": unquantized_outputs,
+        },
+    )
+
+
 def quantize(
     model_path: str | Path, windows: WindowSet, settings: QuantizeSettings = QuantizeSettings()
 ) -> onnx.ModelProto:
     """Quantize the FP32 ONNX at `model_path` on `windows`; returns the Q/DQ `ModelProto` (not yet written)."""
     import onnx
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     from cpgait.calibration.qdq_rules import check_qdq_model
@@ -174,11 +214,6 @@ def quantize(
     source = onnx.load(str(model_path))
     if any(n.op_type == "QuantizeLinear" for n in source.graph.node):
         raise CpgaitError(f"{model_path}: already quantized; calibrate the FP32 model")
-    method = {
-        "minmax": CalibrationMethod.MinMax,
-        "entropy": CalibrationMethod.Entropy,
-        "percentile": CalibrationMethod.Percentile,
-    }[settings.method]
     with tempfile.TemporaryDirectory(prefix="cpgait-quant-") as tmp:
         pre, out = Path(tmp) / "pre.onnx", Path(tmp) / "int8.onnx"
         quant_pre_process(str(model_path), str(pre), skip_symbolic_shape=True)
@@ -187,24 +222,14 @@ def quantize(
         residual = residual_adds(prepared) if settings.recipe == "tensorrt" else []
         op_types = [*QUANTIZED_OPS, "Add"] if residual else list(QUANTIZED_OPS)
         other_adds = [n.name for n in prepared.graph.node if n.op_type == "Add" and n.name not in residual]
-        quantize_static(
-            str(pre),
-            str(out),
+        quantize_qdq(
+            pre,
+            out,
             WindowReader(windows),
-            quant_format=QuantFormat.QDQ,
-            activation_type=QuantType.QInt8,
-            weight_type=QuantType.QInt8,
-            per_channel=settings.per_channel,
-            calibrate_method=method,
-            op_types_to_quantize=op_types,
-            nodes_to_exclude=excluded + (other_adds if residual else []),
-            extra_options={
-                "ActivationSymmetric": True,
-                "WeightSymmetric": True,
-                "QuantizeBias": False,
-                "CalibTensorRangeSymmetric": True,
-                "OpTypesToExcludeOutputQuantization": op_types if settings.recipe == "tensorrt" else [],
-            },
+            settings,
+            op_types,
+            excluded + (other_adds if residual else []),
+            unquantized_outputs=op_types if settings.recipe == "tensorrt" else [],
         )
         qdq = onnx.load(str(out))
     fuse_residual_conv_outputs(qdq, residual)
