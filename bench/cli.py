@@ -63,6 +63,12 @@ _OUT = dict(
     regression=typer.Option("10%", "--regression", help="Slow-down that counts as a regression (10% or 0.1)."),
     overwrite=typer.Option(False, "--overwrite", help="Replace existing output files."),
 )
+_POSE_THREADS = typer.Option(
+    None,
+    "--pose-threads",
+    min=1,
+    help="Intra-op threads of the pose networks (default: all on 1-2 cores, else all but one).",
+)
 
 
 @app.command()
@@ -147,12 +153,7 @@ def pipeline(
         "the loop cannot keep up with are dropped).",
     ),
     frames: int | None = typer.Option(None, help="Stop after this many frames."),
-    pose_threads: int | None = typer.Option(
-        None,
-        "--pose-threads",
-        min=1,
-        help="Intra-op threads of the pose networks (default: all on 1-2 cores, else all but one).",
-    ),
+    pose_threads: int | None = _POSE_THREADS,
     json_out: Path | None = _OUT["json_out"],
     md: Path | None = _OUT["md"],
     png: Path | None = _OUT["png"],
@@ -230,12 +231,7 @@ def pose(
         ".onnx files (e.g. an INT8 one). The FP32 full model (blazepose) is the reference and always runs.",
     ),
     backend: str = typer.Option("ort-cpu", help="Runner for the pose models."),
-    pose_threads: int | None = typer.Option(
-        None,
-        "--pose-threads",
-        min=1,
-        help="Intra-op threads of the pose networks (default: all on 1-2 cores, else all but one).",
-    ),
+    pose_threads: int | None = _POSE_THREADS,
     json_out: Path | None = _OUT["json_out"],
     md: Path | None = _OUT["md"],
     overwrite: bool = _OUT["overwrite"],

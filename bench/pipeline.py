@@ -33,29 +33,20 @@ from cpgait.bench.results import SCHEMA_VERSION, StageResult
 from cpgait.bench.timing import LatencyStats, percentiles_ms
 from cpgait.errors import CpgaitError
 from cpgait.runtime.backends.registry import RUNTIME_BACKENDS
+from cpgait.runtime.live.pipeline import TimingLog
 from cpgait.runtime.live.thread_budget import ThreadBudget
 
 if TYPE_CHECKING:
     from cpgait.runtime.live.pipeline import FrameReport
     from cpgait.runtime.pose.interface import PoseModel
 
-# Per-frame stages of the pipeline's timings, in pipeline order ("pose" is the sum of the pose_* stages and
-# "latency" is the end-to-end figure, so neither is a stage of its own here)
-STAGES = (
-    "decode",
-    "detector",
-    "pose_preprocess",
-    "pose_detector",
-    "pose_landmarks",
-    "pose_postprocess",
-    "tracking",
-    "features",
-    "classifier",
-    "drawing",
-)
+# Per-frame stages of the pipeline's timings, in pipeline order, from the loop's own list ("pose" is the sum of the
+# pose_* stages and "latency" the end-to-end figure, so neither is a stage of its own here; `*_cpu` are thread CPU
+# times of the stages in `CPU_STAGES`)
+STAGES = tuple(s for s in TimingLog.STAGES if s not in ("pose", "latency") and not s.endswith("_cpu"))
+CPU_STAGES = tuple(s.removesuffix("_cpu") for s in TimingLog.STAGES if s.endswith("_cpu"))
 WARMUP_FRAMES = 5  # results left out of the steady-state frames/s
 WARMUP_CALLS = 3  # untimed pose calls on the first frame before the pose-only pass
-CPU_STAGES = ("decode", "detector", "pose", "classifier")  # stages whose thread CPU time the loop records
 
 
 def _classifier_path(model: str) -> Path:

@@ -41,6 +41,7 @@ from cpgait.runtime.live.subject import (
     SubjectPose,
 )
 from cpgait.runtime.live.tracker import Subject
+from cpgait.runtime.pose.blazepose import PoseDetection
 from cpgait.runtime.pose.interface import PoseResult, keypoint_box
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -513,15 +514,18 @@ def test_stopping_early_ends_every_stage_and_closes_the_source(tmp_path: Path) -
     assert not any(t.name.startswith("cpgait-") and t.is_alive() for t in threading.enumerate())
 
 
-def test_a_detection_found_in_a_tile_moves_to_whole_image_pixels() -> None:
-    from cpgait.runtime.pose.blazepose import PoseDetection
-
-    det = PoseDetection(
+def _detection() -> PoseDetection:
+    """A BlazePose detection in a tile: body box, face box and its four alignment points."""
+    return PoseDetection(
         0.9,
         (10.0, 20.0, 110.0, 220.0),
         (40.0, 20.0, 60.0, 40.0),
         np.array([[60, 120], [60, 20], [60, 60], [60, 10]], dtype=np.float32),
     )
+
+
+def test_a_detection_found_in_a_tile_moves_to_whole_image_pixels() -> None:
+    det = _detection()
     moved = det.shifted(774, 5)
     assert moved.box == (784.0, 25.0, 884.0, 225.0) and moved.face_box == (814.0, 25.0, 834.0, 45.0)
     roi, roi_moved = det.roi(), moved.roi()
@@ -556,14 +560,7 @@ def test_ctrl_c_ends_the_run_with_a_summary(tmp_path: Path) -> None:
 
 
 def test_a_detection_in_a_scaled_tile_moves_back_to_full_resolution_pixels() -> None:
-    from cpgait.runtime.pose.blazepose import PoseDetection
-
-    det = PoseDetection(
-        0.9,
-        (10.0, 20.0, 110.0, 220.0),
-        (40.0, 20.0, 60.0, 40.0),
-        np.array([[60, 120], [60, 20], [60, 60], [60, 10]], dtype=np.float32),
-    )
+    det = _detection()
     moved = det.shifted(700, 0, scale=0.25)  # found in a tile at x 700 of a frame scaled to a quarter
     assert moved.box == (740.0, 80.0, 1140.0, 880.0) and moved.face_box == (860.0, 80.0, 940.0, 160.0)
     assert moved.roi().size == pytest.approx(4 * det.roi().size)
