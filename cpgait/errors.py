@@ -131,6 +131,7 @@ class PendingOutput:
             os.fsync(fh.fileno())
         os.replace(self.tmp, self.path)
         self.done = True
+        _sync_folder(self.path.parent)  # so the rename itself survives a power cut
         return self.path
 
     def discard(self) -> None:
@@ -138,6 +139,20 @@ class PendingOutput:
         if not self.done:
             self.tmp.unlink(missing_ok=True)
             self.done = True
+
+
+def _sync_folder(folder: Path) -> None:
+    """fsync a folder so a rename in it is durable (not possible on every platform: skipped where it is not)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 @contextmanager

@@ -8,37 +8,18 @@ at the wall.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
+
+from cpgait.errors import PendingOutput
 
 
 def write_atomic(path: str | Path, data: bytes) -> Path:
-    """Write `data` to `path` atomically (see the module docstring); returns the path."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    """Write `data` to `path` atomically (see the module docstring; the same mechanism as every other output,
+    `cpgait.errors.PendingOutput`); returns the path."""
+    pending = PendingOutput(path)
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        pending.tmp.write_bytes(data)
+        return pending.commit()
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        pending.discard()
         raise
-    _sync_folder(path.parent)
-    return path
-
-
-def _sync_folder(folder: Path) -> None:
-    """fsync a folder so a rename in it is durable (not possible on every platform: skipped where it is not)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

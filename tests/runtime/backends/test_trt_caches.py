@@ -149,7 +149,7 @@ def test_a_crash_while_writing_leaves_the_old_file_and_no_part_file(
     def power_cut(src, dst):
         raise OSError(5, "power cut")
 
-    monkeypatch.setattr(atomic.os, "replace", power_cut)
+    monkeypatch.setattr(os, "replace", power_cut)
     with pytest.raises(OSError, match="power cut"):
         atomic.write_atomic(target, b"new engine")
     assert target.read_bytes() == b"old" and os.listdir(tmp_path) == ["e.plan"]
