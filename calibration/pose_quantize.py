@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from cpgait.calibration.quantize import QUANT_METADATA_KEY, QuantizeSettings, quantize_qdq
-from cpgait.errors import CpgaitError, require_writable
+from cpgait.errors import CpgaitError, atomic_output, require_writable
 from cpgait.runtime.backends.ort_runner import OnnxRuntimeRunner
 from cpgait.runtime.backends.runner import Runner
 from cpgait.runtime.pose.blazepose import LANDMARK_SIZE, NUM_LANDMARKS
@@ -271,7 +271,7 @@ def calibrate_pose(
     report = keypoint_gate(OnnxRuntimeRunner(model_path), OnnxRuntimeRunner(qdq.SerializeToString()), held, thresholds)
     written = None
     if report.ok:
-        tmp = out.with_name(out.name + ".part")
-        onnx.save(qdq, str(tmp))
-        written = tmp.replace(out)
+        with atomic_output(out, overwrite=True) as tmp:  # `overwrite` was checked before any work
+            onnx.save(qdq, str(tmp))
+        written = out
     return PoseCalibrationResult(written, report, len(calibration))

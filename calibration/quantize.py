@@ -289,7 +289,7 @@ def calibrate(
     import onnx
 
     from cpgait.calibration.gate import Thresholds, compare, logits
-    from cpgait.errors import require_writable
+    from cpgait.errors import atomic_output, require_writable
     from cpgait.runtime.backends.ort_runner import OnnxRuntimeRunner
     from cpgait.runtime.core.contract import ModelContract
     from cpgait.runtime.data.windows import load_windows
@@ -315,8 +315,8 @@ def calibrate(
     )
     written = None
     if report.ok:
-        tmp = out.with_name(out.name + ".part")
-        onnx.save(qdq, str(tmp))
-        written = tmp.replace(out)
+        with atomic_output(out, overwrite=True) as tmp:  # `overwrite` was checked before any work
+            onnx.save(qdq, str(tmp))
+        written = out
     meta = json.loads(next(p.value for p in qdq.metadata_props if p.key == QUANT_METADATA_KEY))
     return CalibrationResult(written, report, calib.origin, tuple(meta["float_nodes"]))

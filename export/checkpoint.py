@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from cpgait.errors import CpgaitError, refuse_overwrite
+from cpgait.errors import CpgaitError, atomic_output
 from cpgait.export.model import ModelConfig, SeverityModel
 from cpgait.runtime.core.contract import ModelContract
 
@@ -52,20 +52,17 @@ class Checkpoint:
     def save(self, path: str | Path, overwrite: bool = False) -> Path:
         """Write atomically (a temporary file, then rename) so an interrupted write never leaves half a file."""
         path = Path(path)
-        refuse_overwrite(path, overwrite)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".part")
-        torch.save(
-            {
-                "format": CHECKPOINT_FORMAT,
-                "config": self.config.to_dict(),
-                "contract": asdict(self.contract),
-                "state_dict": {k: v.detach().cpu() for k, v in self.state_dict.items()},
-                "training": self.training,
-            },
-            tmp,
-        )
-        tmp.replace(path)
+        with atomic_output(path, overwrite) as tmp:
+            torch.save(
+                {
+                    "format": CHECKPOINT_FORMAT,
+                    "config": self.config.to_dict(),
+                    "contract": asdict(self.contract),
+                    "state_dict": {k: v.detach().cpu() for k, v in self.state_dict.items()},
+                    "training": self.training,
+                },
+                tmp,
+            )
         self.path = path
         return path
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from cpgait.errors import CpgaitError, require_writable
+from cpgait.errors import CpgaitError, atomic_output, require_writable
 from cpgait.runtime.core.contract import METADATA_KEY, ModelContract
 from cpgait.runtime.data.windows import WindowSet, load_windows, synthetic_windows
 
@@ -140,9 +140,8 @@ def save_model(proto: onnx.ModelProto, out: str | Path) -> Path:
     import onnx
 
     out = Path(out)
-    tmp = out.with_name(out.name + ".part")
-    onnx.save(proto, str(tmp))
-    tmp.replace(out)
+    with atomic_output(out, overwrite=True) as tmp:  # callers check `overwrite` before any work
+        onnx.save(proto, str(tmp))
     return out
 
 

@@ -23,6 +23,7 @@ import cv2
 
 from cpgait.errors import CpgaitError
 from cpgait.runtime.backends.trt_engine import file_sha256
+from cpgait.runtime.core.atomic import write_atomic
 from cpgait.runtime.live.capture import SourceSpec, open_reader
 
 from .inputs import BatchItem, read_inputs
@@ -128,10 +129,7 @@ def write_table(rows: list[dict], path: Path) -> Path:
     writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
     writer.writeheader()
     writer.writerows(rows)
-    tmp = path.with_name(path.name + ".part")
-    tmp.write_text(buffer.getvalue(), encoding="utf-8")
-    tmp.replace(path)
-    return path
+    return write_atomic(path, buffer.getvalue().encode("utf-8"))
 
 
 def _frame_count(path: str) -> int:
