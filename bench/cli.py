@@ -259,6 +259,7 @@ def batch(
     frames: int = typer.Option(60, "--frames", min=8, help="Frames per clip."),
     first: int = typer.Option(0, "--first", min=0, help="Cut the clips from this frame of VIDEO on ..."),
     last: int = typer.Option(None, "--last", min=1, help="... to this one (default: its end)."),
+    rounds: int = typer.Option(3, "--rounds", min=1, help="Alternating rounds of all worker counts (median)."),
     json_out: Path | None = _OUT["json_out"],
     md: Path | None = _OUT["md"],
     overwrite: bool = _OUT["overwrite"],
@@ -272,7 +273,14 @@ def batch(
         if path is not None:
             refuse_overwrite(path, overwrite)
     report = run_batch_bench(
-        video, model, parse_ints(workers, "--workers"), clips, frames, (first, last), lambda m: typer.echo(m, err=True)
+        video,
+        model,
+        parse_ints(workers, "--workers"),
+        clips,
+        frames,
+        (first, last),
+        lambda m: typer.echo(m, err=True),
+        rounds,
     )
     write(report, json_out, md, overwrite)
     typer.echo(render(report))

@@ -22,6 +22,7 @@ _POSE_HELP = (
     "blazepose (full landmark model, 33 points with feet), blazepose-lite (the same points, a smaller "
     "landmark model) or movenet (COCO-17, no feet)"
 )
+_FPS_HELP = "A video file's true frame rate, replacing the one its container states (timestamps, cadence)."
 
 app = typer.Typer(
     name="cpgait",
@@ -209,6 +210,7 @@ def run_command(
     triton_url: str = typer.Option(
         None, "--triton-url", help="With --backend triton: the server, host:port (gRPC) or http://host:port."
     ),
+    fps: float = typer.Option(None, "--fps", help=_FPS_HELP),
 ) -> None:
     """Camera or video -> pose -> walking subject -> gait features -> severity estimate, live.
 
@@ -233,6 +235,7 @@ def run_command(
         loop=loop,
         pose_threads=pose_threads,
         triton_url=triton_url,
+        fps=fps,
     )
     summary, contract = run_live(options)
     typer.echo(format_summary(summary, contract, source))
@@ -251,6 +254,7 @@ def pose_command(
     pose: str = typer.Option("blazepose", "--pose", help=f"Pose model: {_POSE_HELP}."),
     backend: str = typer.Option("ort-cpu", "--backend", help=f"Pose model backend: {_RUNTIME_BACKENDS}."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUT if it exists."),
+    fps: float = typer.Option(None, "--fps", help=_FPS_HELP),
 ) -> None:
     """Video -> the walking subject's keypoint sequence (same pose and tracking stages as `cpgait run`).
 
@@ -259,12 +263,14 @@ def pose_command(
     from cpgait.errors import check_outputs
     from cpgait.runtime.app.record import record_sequence
     from cpgait.runtime.app.run import EXIT_INCOMPLETE_SOURCE
+    from cpgait.runtime.live.capture import check_fps
     from cpgait.runtime.pose.catalog import load_pose_model
 
     if not out.endswith(".npz"):
         raise CpgaitError(f"{out}: sequence files end in .npz")
+    check_fps(fps, f"--fps for {video}")
     check_outputs([video], [out], overwrite)
-    sequence, summary = record_sequence(video, load_pose_model(pose, backend))
+    sequence, summary = record_sequence(video, load_pose_model(pose, backend), fps=fps)
     path = sequence.save(out, overwrite=overwrite)
     missing = float((sequence.keypoints[..., 2] <= 0).mean())
     typer.echo(
@@ -278,7 +284,9 @@ def pose_command(
 
 @app.command("batch")
 def batch_command(
-    source: str = typer.Argument(..., help="A folder of videos or a CSV manifest (path, optional subject, label)."),
+    source: str = typer.Argument(
+        ..., help="A folder of videos or a CSV manifest (path, optional subject, label, fps: a file's true frame rate)."
+    ),
     model: str = typer.Option(..., "--model", help="The classifier: an ONNX file carrying its model contract."),
     out: str = typer.Option(..., "--out", help="Results folder (reused: finished videos are skipped)."),
     pose: str = typer.Option("blazepose", "--pose", help="Pose model: blazepose or movenet."),

@@ -105,6 +105,7 @@ def _row(result: dict, folder: Path | None) -> dict:
         "path": result["path"],
         "subject": result.get("subject", ""),
         "label": result.get("label", ""),
+        "fps": result.get("fps") or "",
         "status": result["status"],
         "error": result.get("error", ""),
         "attempts": result.get("attempts", 0),
@@ -164,7 +165,7 @@ def run_batch(
             failed = {**asdict(item), "key": "", "attempts": 0, "status": FAILED, "error": str(exc)}
             rows[item.path] = _row(failed, None)
             continue
-        key = result_key(file_sha256(item.path), model_hash, settings.answer_settings())
+        key = result_key(file_sha256(item.path), model_hash, {**settings.answer_settings(), "fps": item.fps})
         done = store.finished(item.path, key)
         if done is not None:
             rows[item.path] = _row(done, store.folder(item.path, key))

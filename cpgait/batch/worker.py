@@ -67,12 +67,15 @@ class VideoWorker:
             backend=self.settings.backend,
             events=str(work / EVENTS),
             stride=self.settings.stride,
+            fps=item.fps,
         )
         collect = SequenceCollector(item.path, self.pose.name, self.pose.layout)
         result = {**asdict(item), "key": key, "attempts": attempt, "status": FAILED, "error": ""}
         t0 = time.perf_counter()
         try:
-            summary, contract = run_live(options, on_report=lambda report, _: collect(report), pose=self.pose)
+            summary, contract = run_live(
+                options, on_report=lambda report, _: collect(report), pose=self.pose, pictures=False
+            )
         except CpgaitError as exc:  # unreadable video, bad model: this video fails, the batch goes on
             result["error"] = str(exc)
         else:

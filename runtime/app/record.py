@@ -69,12 +69,14 @@ class SequenceCollector:
         )
 
 
-def record_sequence(video: str, pose: PoseModel, max_frames: int | None = None) -> tuple[KeypointSequence, RunSummary]:
-    """`cpgait pose`: the same capture, pose and subject stages as `cpgait run` over a whole recording; the
-    sequence is `SequenceCollector.sequence`'s."""
+def record_sequence(
+    video: str, pose: PoseModel, max_frames: int | None = None, fps: float | None = None
+) -> tuple[KeypointSequence, RunSummary]:
+    """`cpgait pose`: the same capture, pose and subject stages as `cpgait run` over a whole recording (`fps`
+    replaces the file's stated frame rate); the sequence is `SequenceCollector.sequence`'s."""
     for runner in pose.runners():
         runner.activate()
-    source = FileSource(video, max_frames=max_frames)
+    source = FileSource(video, max_frames=max_frames, fps=fps)
     collect = SequenceCollector(video, pose.name, pose.layout)
     with source:
         summary = Pipeline(source, SubjectPose(pose, source.size, pose.layout)).run(collect)

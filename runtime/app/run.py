@@ -25,7 +25,7 @@ from cpgait.errors import CpgaitError, check_outputs
 from cpgait.runtime.backends.registry import RUNTIME_BACKENDS
 from cpgait.runtime.backends.triton_runner import TritonRunner
 from cpgait.runtime.core.contract import ModelContract
-from cpgait.runtime.live.capture import SourceSpec, open_source
+from cpgait.runtime.live.capture import SourceSpec, check_fps, open_source
 from cpgait.runtime.live.events import EventLog
 from cpgait.runtime.live.gait_session import GaitSession
 from cpgait.runtime.live.overlay import SYNTHETIC_NOTE, Overlay, OverlayVideo, fit_width
@@ -58,12 +58,14 @@ class RunOptions:
     triton_url: str | None = None
     stop: threading.Event | None = None  # set by an embedding app (the kiosk) to end the run after the next frame
     loop: bool = False  # replay a video file endlessly, paced (a kiosk demo, a soak test)
+    fps: float | None = None  # a video file's frame rate, replacing the one its container states
 
     def __post_init__(self) -> None:
         for name in ("stride", "max_frames", "pose_threads"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise CpgaitError(f"{name.replace('_', '-')} is {value}; expected at least 1")
+        check_fps(self.fps, f"--fps for {self.source}")
 
 
 EXIT_OK, EXIT_INCOMPLETE_SOURCE, EXIT_SIGINT, EXIT_SIGTERM = 0, 3, 130, 143
@@ -116,6 +118,7 @@ def run_live(
     on_report: Callable[[FrameReport, np.ndarray | None], None] | None = None,
     pose: PoseModel | None = None,
     on_start: Callable[[Pipeline], None] | None = None,
+    pictures: bool = True,
 ) -> tuple[RunSummary, ModelContract]:
     """`cpgait run`: the whole loop on a source with overlay video, events and display as asked.
 
@@ -123,6 +126,7 @@ def run_live(
     display available). `on_report` also sees each overlay picture (None when nothing draws). `pose` is
     `options.pose` already loaded (a batch worker keeps one for many videos); by default it is loaded here.
     `on_start` gets the pipeline just before the first frame (to stop it from elsewhere, or watch its queues).
+    `pictures=False`: `on_report` does not look at the pictures, so none is drawn for it (a batch worker's CPU).
     SIGINT / SIGTERM end the run cleanly (`stop_on_signals`, `exit_code`).
     """
     check_paths(options)
@@ -145,7 +149,14 @@ def run_live(
     layout_converter(pose.layout, contract, f"pose model {options.pose} (layout {pose.layout}) for {options.model}")
     if options.show:
         _check_display()
-    source = open_source(options.source, paced=options.paced, max_frames=options.max_frames, loop=options.loop)
+    source = open_source(
+        options.source,
+        paced=options.paced,
+        max_frames=options.max_frames,
+        loop=options.loop,
+        decode_threads=budget.decode,
+        fps=options.fps,
+    )
     video = events = None
     try:
         recorder = None
@@ -165,7 +176,8 @@ def run_live(
             if output is not None:
                 output.discard()
         raise
-    overlay = Overlay(contract.class_names, contract.synthetic) if (video or options.show or on_report) else None
+    drawn = video or options.show or (on_report is not None and pictures)
+    overlay = Overlay(contract.class_names, contract.synthetic) if drawn else None
     pipeline = Pipeline(source, SubjectPose(pose, source.size, pose.layout), session, recorder=recorder)
     last_subject: list[int | None] = [None]
     gaps_reported = [0]

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
 URL_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp")
 DEFAULT_FILE_FPS = 30.0  # for the rare file that stores no frame rate
+MAX_FPS = 1000.0  # a stated or given frame rate at or above this is not believed
 FIRST_FRAME_TIMEOUT_S = 10.0  # a live source that does not say its size must show a frame within this
 CLOSE_TIMEOUT_S = 5.0  # close() waits this long for the reader thread, which then releases the device
 STREAM_TIMEOUT_S = 5.0  # an RTSP/HTTP stream silent this long is lost: the reader reconnects
@@ -162,14 +163,16 @@ class Reader(Protocol):
 class _CvReader:
     """cv2.VideoCapture behind the Reader protocol."""
 
-    def __init__(self, capture: cv2.VideoCapture, is_file: bool) -> None:
+    def __init__(self, capture: cv2.VideoCapture, is_file: bool, fps: float | None = None) -> None:
         import cv2
 
         self._cap = capture
         self.is_file = is_file
         self.finished = False
-        fps = float(capture.get(cv2.CAP_PROP_FPS) or 0.0)
-        self.fps = fps if np.isfinite(fps) and 0 < fps < 1000 else (DEFAULT_FILE_FPS if is_file else 0.0)
+        if fps is None:
+            fps = float(capture.get(cv2.CAP_PROP_FPS) or 0.0)
+            fps = fps if np.isfinite(fps) and 0 < fps < MAX_FPS else (DEFAULT_FILE_FPS if is_file else 0.0)
+        self.fps = fps
         self.size = (int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)))
         count = float(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0.0)
         self.frame_count = int(count) if is_file and np.isfinite(count) and 0 < count < 1e9 else None
@@ -198,16 +201,30 @@ class _CvReader:
         self._cap.release()
 
 
-def open_reader(spec: SourceSpec) -> _CvReader:
-    """Connect to the device or file; a source that cannot be opened is a CpgaitError naming it."""
+def check_fps(fps: float | None, what: str) -> None:
+    """A frame rate given for a file (overriding its container's) must be a number of frames per second."""
+    if fps is not None and not (np.isfinite(fps) and 0 < fps < MAX_FPS):
+        raise CpgaitError(f"{what}: frame rate {fps!r}; expected more than 0 and less than {MAX_FPS:g} frames/s")
+
+
+def open_reader(spec: SourceSpec, decode_threads: int | None = None, fps: float | None = None) -> _CvReader:
+    """Connect to the device or file; a source that cannot be opened is a CpgaitError naming it.
+
+    `decode_threads` sets FFmpeg's decoder threads for files and streams (OpenCV's `CAP_PROP_N_THREADS`; None:
+    FFmpeg's choice, one per core), so that decoding keeps to its share of the thread budget. `fps` (files only)
+    replaces the frame rate the container states, for files whose header is wrong (e.g. slow-motion recordings)."""
     import cv2
 
     what = spec.describe()
+    check_fps(fps, what)
+    if fps is not None and spec.kind != "file":
+        raise CpgaitError(f"{what}: a frame rate can be given for video files only; a live source has its own")
+    threads = [] if decode_threads is None else [cv2.CAP_PROP_N_THREADS, decode_threads]
     if spec.kind == "file":
         path = Path(str(spec.target))
         if not path.is_file():
             raise CpgaitError(f"{path}: no such video file")
-        cap = cv2.VideoCapture(str(path))
+        cap = cv2.VideoCapture(str(path), cv2.CAP_ANY, threads)
     elif spec.kind == "camera":
         cap = cv2.VideoCapture(int(spec.target), cv2.CAP_V4L2)
     elif spec.kind == "gstreamer":
@@ -219,7 +236,7 @@ def open_reader(spec: SourceSpec) -> _CvReader:
     else:  # a stream that stalls for STREAM_TIMEOUT_S counts as lost (FFmpeg's own default is 30 s)
         ms = int(STREAM_TIMEOUT_S * 1000)
         timeouts = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms]
-        cap = cv2.VideoCapture(str(spec.target), cv2.CAP_FFMPEG, timeouts)
+        cap = cv2.VideoCapture(str(spec.target), cv2.CAP_FFMPEG, timeouts + threads)
     if not cap.isOpened():
         cap.release()
         hint = {
@@ -229,7 +246,7 @@ def open_reader(spec: SourceSpec) -> _CvReader:
             "gstreamer": " (the pipeline did not start)",
         }[spec.kind]
         raise CpgaitError(f"{what}: could not be opened{hint}")
-    return _CvReader(cap, is_file=spec.kind == "file")
+    return _CvReader(cap, is_file=spec.kind == "file", fps=fps)
 
 
 class VideoSource(abc.ABC):
@@ -272,10 +289,17 @@ class FileSource(VideoSource):
 
     is_live = False
 
-    def __init__(self, path: str | Path, prefetch: int = 4, max_frames: int | None = None) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        prefetch: int = 4,
+        max_frames: int | None = None,
+        decode_threads: int | None = None,
+        fps: float | None = None,
+    ) -> None:
         super().__init__()
         self.name = str(path)
-        self._reader = open_reader(SourceSpec("file", str(path)))
+        self._reader = open_reader(SourceSpec("file", str(path)), decode_threads, fps)
         self.fps = self._reader.fps
         self.size = self._reader.size
         self.max_frames = max_frames
@@ -352,11 +376,19 @@ class _PacedFileReader:
     """A file that releases each frame at its own time (start + index / fps), as a camera would; with `loop` it
     starts again from its first frame at its end, for ever (a soak test's endless camera)."""
 
-    def __init__(self, path: str | Path, max_frames: int | None = None, loop: bool = False) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        max_frames: int | None = None,
+        loop: bool = False,
+        decode_threads: int | None = None,
+        fps: float | None = None,
+    ) -> None:
         self._path = str(path)
         self.loop = loop
         self.loops = 0
-        self._inner = open_reader(SourceSpec("file", self._path))
+        self._open = lambda: open_reader(SourceSpec("file", self._path), decode_threads, fps)
+        self._inner = self._open()
         self.fps = self._inner.fps
         self.size = self._inner.size
         self.finished = False
@@ -376,7 +408,7 @@ class _PacedFileReader:
         image = self._inner.read()
         if image is None and self.loop and self._inner.frames > 0 and self._inner.incomplete is None:
             self._inner.release()
-            self._inner = open_reader(SourceSpec("file", self._path))
+            self._inner = self._open()
             self.loops += 1
             image = self._inner.read()
         if image is None:
@@ -534,11 +566,14 @@ def open_source(
     backoff: Backoff = Backoff(),
     max_frames: int | None = None,
     loop: bool = False,
+    decode_threads: int | None = None,
+    fps: float | None = None,
 ) -> VideoSource:
     """Open SOURCE (a file path, camera index or /dev/videoN, RTSP/HTTP URL, or GStreamer pipeline string).
 
     Files are read completely unless `paced`, which replays them at their fps through the live reader; `loop`
-    (files only, implies `paced`) replays a file endlessly, as a camera that never ends.
+    (files only, implies `paced`) replays a file endlessly, as a camera that never ends. `decode_threads`: FFmpeg's
+    decoder threads for files and streams (None: one per core). `fps` replaces a file's stated frame rate.
     """
     spec = SourceSpec.parse(source)
     if loop and spec.kind != "file":
@@ -546,8 +581,14 @@ def open_source(
     if spec.kind == "file":
         if paced or loop:
             target = str(spec.target)
-            return LiveSource(target, lambda: _PacedFileReader(target, max_frames, loop=loop), backoff)
-        return FileSource(str(spec.target), max_frames=max_frames)
+            return LiveSource(
+                target,
+                lambda: _PacedFileReader(target, max_frames, loop=loop, decode_threads=decode_threads, fps=fps),
+                backoff,
+            )
+        return FileSource(str(spec.target), max_frames=max_frames, decode_threads=decode_threads, fps=fps)
     if max_frames is not None:
         raise CpgaitError(f"{spec.describe()}: a frame limit applies to files only")
-    return LiveSource(spec.describe(), lambda: open_reader(spec), backoff)
+    if fps is not None:
+        raise CpgaitError(f"{spec.describe()}: a frame rate can be given for video files only; a live source has its own")
+    return LiveSource(spec.describe(), lambda: open_reader(spec, decode_threads), backoff)

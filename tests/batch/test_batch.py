@@ -131,20 +131,55 @@ def test_a_dying_worker_fails_only_its_video_after_bounded_retries(
 def test_a_manifest_names_paths_relative_to_itself(tmp_path: Path) -> None:
     (tmp_path / "a.mp4").write_bytes(b"")
     manifest = tmp_path / "list.csv"
-    manifest.write_text("path,subject,label\na.mp4,s1,2\n/elsewhere/b.mp4,,\n")
+    manifest.write_text("path,subject,label,fps\na.mp4,s1,2,25\n/elsewhere/b.mp4,,,\n")
     assert read_inputs(manifest) == [
-        BatchItem(str((tmp_path / "a.mp4").resolve()), "s1", "2"),
+        BatchItem(str((tmp_path / "a.mp4").resolve()), "s1", "2", 25.0),
         BatchItem("/elsewhere/b.mp4"),
     ]
+
+
+def test_a_manifest_fps_overrides_the_container_as_run_and_pose_fps_do(
+    clips: Path, tiny_onnx: Path, tmp_path: Path, local_ray
+) -> None:
+    manifest = tmp_path / "list.csv"
+    manifest.write_text(f"path,fps\n{clips / 'walk100.mp4'},15\n")
+    out = tmp_path / "results"
+    report = run_batch(str(manifest), BatchSettings(model=str(tiny_onnx), stride=int(STRIDE)), str(out), PoolSettings(workers=1))
+    [row] = report.rows
+    assert row["status"] == "ok" and row["fps"] == 15.0
+    got = KeypointSequence.load(Path(row["folder"]) / SEQUENCE)
+    cli = CliRunner()
+    done = cli.invoke(app, ["pose", str(clips / "walk100.mp4"), "-o", str(tmp_path / "p.npz"), "--fps", "15"])
+    assert done.exit_code == 0, done.output
+    expected = KeypointSequence.load(tmp_path / "p.npz")
+    assert got.fps == expected.fps == 15.0
+    np.testing.assert_allclose(got.timestamps, expected.timestamps, atol=1e-9, rtol=0)
+    assert got.timestamps[-1] == pytest.approx(got.frame_index[-1] / 15.0)
+    events = tmp_path / "e.jsonl"
+    run = ["run", str(clips / "walk100.mp4"), "--model", str(tiny_onnx), "--events", str(events), "--stride", STRIDE]
+    done = cli.invoke(app, [*run, "--fps", "15"])
+    assert done.exit_code == 0, done.output
+    kiosk = [json.loads(line) for line in events.read_text().splitlines()]
+    batch = [json.loads(line) for line in (Path(row["folder"]) / EVENTS).read_text().splitlines()]
+    assert [e.get("time_s") for e in batch if e["type"] == "window"] == [
+        e.get("time_s") for e in kiosk if e["type"] == "window"
+    ]
+    # the same video at its stated 30 fps is another result (the frame rate is part of the key)
+    manifest.write_text(f"path\n{clips / 'walk100.mp4'}\n")
+    again = run_batch(str(manifest), BatchSettings(model=str(tiny_onnx), stride=int(STRIDE)), str(out), PoolSettings(workers=1))
+    assert again.processed == 1 and again.rows[0]["key"] != row["key"]
 
 
 @pytest.mark.parametrize(
     "text,match",
     [
-        ("video,label\na.mp4,1\n", "expected path and optionally subject, label"),
+        ("video,label\na.mp4,1\n", "expected path and optionally subject, label, fps"),
         ("path\na.mp4\na.mp4\n", "is listed twice"),
         ("path\n", "lists no videos"),
         ("path\n\n,\n", "line 2: the path is empty"),
+        ("path,fps\na.mp4,fast\n", "line 2: fps 'fast'; expected a number of frames/s"),
+        ("path,fps\na.mp4,0\n", "line 2: .*a.mp4: frame rate 0.0; expected more than 0"),
+        ("path,fps\na.mp4,nan\n", "line 2: .*frame rate nan"),
     ],
 )
 def test_a_bad_manifest_is_refused_with_the_reason(tmp_path: Path, text: str, match: str) -> None:

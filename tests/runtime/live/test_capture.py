@@ -50,6 +50,29 @@ def test_file_source_gives_every_frame_in_order_with_index_timestamps(clip: Path
     assert source.stats.frames_delivered == FRAMES
 
 
+def test_a_given_frame_rate_replaces_the_files_and_the_decoder_takes_its_thread_budget(clip: Path) -> None:
+    with open_source(clip, fps=25.0, decode_threads=1) as source:
+        assert source.fps == 25.0
+        frames = list(source)
+    assert [f.timestamp for f in frames] == pytest.approx([i / 25.0 for i in range(FRAMES)])
+    reader = capture.open_reader(SourceSpec("file", str(clip)), decode_threads=1)
+    try:
+        assert reader._cap.get(cv2.CAP_PROP_N_THREADS) == 1
+    finally:
+        reader.release()
+
+
+@pytest.mark.parametrize("fps", [0.0, -5.0, float("nan"), float("inf"), 1000.0])
+def test_a_frame_rate_that_is_not_one_is_refused(clip: Path, fps: float) -> None:
+    with pytest.raises(CpgaitError, match=rf"{clip.name}: frame rate {fps!r}; expected more than 0"):
+        open_source(clip, fps=fps)
+
+
+def test_a_frame_rate_for_a_live_source_is_refused() -> None:
+    with pytest.raises(CpgaitError, match="a frame rate can be given for video files only"):
+        open_source("rtsp://127.0.0.1:1/none", fps=25.0)
+
+
 def test_file_source_stops_at_max_frames(clip: Path) -> None:
     with FileSource(clip, prefetch=2, max_frames=5) as source:
         assert [f.index for f in source] == list(range(5))

@@ -16,7 +16,7 @@ ASSETS = Path(__file__).resolve().parents[3] / "runtime" / "assets"
 @pytest.mark.parametrize("cores,pose", [(1, 1), (2, 2), (3, 2), (4, 3), (16, 15)])
 def test_the_pose_networks_get_every_core_but_one_from_three_cores_on(cores: int, pose: int) -> None:
     budget = ThreadBudget.auto(cores)
-    assert (budget.pose, budget.classifier, budget.opencv, budget.spinning) == (pose, 1, 1, False)
+    assert (budget.pose, budget.classifier, budget.opencv, budget.decode, budget.spinning) == (pose, 1, 1, 1, False)
 
 
 def test_an_override_wins_and_the_default_follows_this_machine() -> None:
@@ -25,7 +25,9 @@ def test_an_override_wins_and_the_default_follows_this_machine() -> None:
     assert ThreadBudget.auto().pose == (cores if cores <= 2 else cores - 1)
 
 
-@pytest.mark.parametrize("kwargs", [{"pose": 0}, {"pose": 2, "classifier": 0}, {"pose": 1, "opencv": -1}])
+@pytest.mark.parametrize(
+    "kwargs", [{"pose": 0}, {"pose": 2, "classifier": 0}, {"pose": 1, "opencv": -1}, {"pose": 1, "decode": 0}]
+)
 def test_a_budget_below_one_thread_is_refused(kwargs: dict) -> None:
     with pytest.raises(CpgaitError, match="expected a whole number >= 1"):
         ThreadBudget(**kwargs)
