@@ -46,9 +46,7 @@ def read_inputs(source: str | Path) -> list[BatchItem]:
         columns = reader.fieldnames or []
         unknown = sorted(set(columns) - set(MANIFEST_COLUMNS))
         if "path" not in columns or unknown:
-            raise CpgaitError(
-                f"{source}: manifest columns {columns}; expected path and optionally subject, label, fps"
-            )
+            raise CpgaitError(f"{source}: manifest columns {columns}; expected path and optionally subject, label, fps")
         items = []
         for line, row in enumerate(reader, start=2):
             if not (row.get("path") or "").strip():

@@ -590,5 +590,7 @@ def open_source(
     if max_frames is not None:
         raise CpgaitError(f"{spec.describe()}: a frame limit applies to files only")
     if fps is not None:
-        raise CpgaitError(f"{spec.describe()}: a frame rate can be given for video files only; a live source has its own")
+        raise CpgaitError(
+            f"{spec.describe()}: a frame rate can be given for video files only; a live source has its own"
+        )
     return LiveSource(spec.describe(), lambda: open_reader(spec, decode_threads), backoff)

@@ -144,7 +144,9 @@ def test_a_manifest_fps_overrides_the_container_as_run_and_pose_fps_do(
     manifest = tmp_path / "list.csv"
     manifest.write_text(f"path,fps\n{clips / 'walk100.mp4'},15\n")
     out = tmp_path / "results"
-    report = run_batch(str(manifest), BatchSettings(model=str(tiny_onnx), stride=int(STRIDE)), str(out), PoolSettings(workers=1))
+    report = run_batch(
+        str(manifest), BatchSettings(model=str(tiny_onnx), stride=int(STRIDE)), str(out), PoolSettings(workers=1)
+    )
     [row] = report.rows
     assert row["status"] == "ok" and row["fps"] == 15.0
     got = KeypointSequence.load(Path(row["folder"]) / SEQUENCE)
@@ -166,7 +168,9 @@ def test_a_manifest_fps_overrides_the_container_as_run_and_pose_fps_do(
     ]
     # the same video at its stated 30 fps is another result (the frame rate is part of the key)
     manifest.write_text(f"path\n{clips / 'walk100.mp4'}\n")
-    again = run_batch(str(manifest), BatchSettings(model=str(tiny_onnx), stride=int(STRIDE)), str(out), PoolSettings(workers=1))
+    again = run_batch(
+        str(manifest), BatchSettings(model=str(tiny_onnx), stride=int(STRIDE)), str(out), PoolSettings(workers=1)
+    )
     assert again.processed == 1 and again.rows[0]["key"] != row["key"]
 
 
