@@ -21,6 +21,7 @@ GRID = 256  # samples per gait cycle of the smoothed curves
 HARMONICS = 7  # Fourier harmonics kept: smooth like measured joint angles, while keeping the peaks
 SIDES = ("left", "right")
 DEVICES = ("none", "walker", "crutches")
+WALKER_MARGIN_M = 0.1  # a walker's frame stands this far outside each shoulder (children's walkers: ~0.45-0.55 m wide)
 
 
 @dataclass(frozen=True)
@@ -366,11 +367,13 @@ def _upper_body(
             pts[:, elbow] = _elbow(b, pts[:, shoulder], handle)
             towards = handle - pts[:, elbow]
             pts[:, wrist] = pts[:, elbow] + b.forearm * towards / np.linalg.norm(towards, axis=-1, keepdims=True)
-            for dx in (0.12, -0.35):  # the frame's front and back legs, then the rail between them
-                leg_top = handle + np.array([dx * b.leg, 0.0, z * 0.1])
+            side_z = np.zeros((n, 3))  # the frame stands outside the child, WALKER_MARGIN_M beside each shoulder
+            side_z[:, 2] = z * (b.shoulder_width + 2 * WALKER_MARGIN_M) - pts[:, shoulder, 2]
+            for dx in (0.12, -0.35):  # the frame's front and back legs (outside the child), then the rail between them
+                leg_top = handle + np.array([dx * b.leg, 0.0, 0.0]) + side_z
                 segments.append([leg_top, leg_top * np.array([1, 0, 1]) + np.stack([0 * floor, floor, 0 * floor], -1)])
-            rail = np.array([[0.12 * b.leg, 0, z * 0.1], [-0.35 * b.leg, 0, z * 0.1]])
-            segments.append([handle + rail[0], handle + rail[1]])
+            rail = np.array([[0.12 * b.leg, 0, 0], [-0.35 * b.leg, 0, 0]])
+            segments.append([handle + side_z + rail[0], handle + side_z + rail[1]])
             continue
         arm = s.arm_offset_deg + s.arm_swing_deg * swing
         fore = arm + s.elbow_flex_deg + 0.3 * s.arm_swing_deg * (swing + 1)

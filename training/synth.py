@@ -43,19 +43,40 @@ class Camera:
         if abs(self.yaw_deg) >= 45:
             raise ValueError(f"camera yaw is {self.yaw_deg} deg; expected a side view (|yaw| < 45)")
 
-    def project(self, w: Walk, direction: int) -> tuple[np.ndarray, np.ndarray]:
-        """Image points `[T, V, 2]` and, per point, whether it lies behind the walker's path (the far side)."""
+    def project(self, w: Walk, direction: int, points: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Image points `[T, N, 2]` of `points` `[T, N, 3]` (default: the walk's keypoints) and their depth from the
+        walker's path in metres (> 0: the far side, < 0: nearer the camera)."""
+        points = w.points if points is None else points
         yaw = np.radians(self.yaw_deg)
-        x = w.points[..., 0] - 0.5 * (w.pelvis[0, 0] + w.pelvis[-1, 0])
-        z = w.points[..., 2] - w.pelvis[:, None, 2]
+        x = points[..., 0] - 0.5 * (w.pelvis[0, 0] + w.pelvis[-1, 0])
+        z = points[..., 2] - w.pelvis[:, None, 2]
         cam_x = self.path_offset_m + x * direction * np.cos(yaw) - z * np.sin(yaw)
-        depth = z * direction * np.cos(yaw) + (w.points[..., 0] - w.pelvis[:, None, 0]) * np.sin(yaw)
+        depth = z * direction * np.cos(yaw) + (points[..., 0] - w.pelvis[:, None, 0]) * np.sin(yaw)
         path_x = w.pelvis[:, 0] - 0.5 * (w.pelvis[0, 0] + w.pelvis[-1, 0])
         scale = self.focal_px / (self.distance_m + path_x * np.sin(yaw))[:, None]
         width, height = self.image_size
         u = width / 2 + scale * cam_x
-        v = height / 2 - scale * (w.points[..., 1] - self.height_m)
-        return np.stack([u, v], axis=-1), depth > 0
+        v = height / 2 - scale * (points[..., 1] - self.height_m)
+        return np.stack([u, v], axis=-1), depth
+
+    def hidden_by_aid(self, w: Walk, direction: int, uv: np.ndarray, depth: np.ndarray) -> np.ndarray:
+        """`[T, V]`: which leg keypoints (hips down) a walking aid hides — a segment of the aid nearer the camera
+        than the point passes within AID_SHADOW_M of it in the image (the tube and the pose model's confusion around
+        it). Hands rest on top of the handles and stay in view."""
+        t, s = w.device.shape[:2]
+        if s == 0:
+            return np.zeros(uv.shape[:2], dtype=bool)
+        ends, ends_depth = self.project(w, direction, w.device.reshape(t, 2 * s, 3))
+        a, b = ends[:, 0::2], ends[:, 1::2]  # [T, S, 2]
+        da, db = ends_depth[:, 0::2], ends_depth[:, 1::2]
+        ab = b - a
+        rel = uv[:, :, None, :] - a[:, None]  # [T, V, S, 2]
+        along = np.clip(np.sum(rel * ab[:, None], -1) / np.maximum(np.sum(ab * ab, -1), 1e-9)[:, None], 0.0, 1.0)
+        gap = np.linalg.norm(rel - along[..., None] * ab[:, None], axis=-1)
+        seg_depth = da[:, None] + along * (db - da)[:, None]
+        radius = AID_SHADOW_M * self.focal_px / self.distance_m
+        legs = np.array([j.split("_")[-1] in _LEG_JOINTS for j in COCO17_FEET.joints])
+        return np.any((gap < radius) & (seg_depth < depth[:, :, None]), axis=-1) & legs[: uv.shape[1]]
 
 
 def draw_camera(w: Walk, body: Body, direction: int, clean: bool, rng: np.random.Generator) -> Camera:
@@ -106,18 +127,29 @@ _NOISE = {
     "toe": 0.03,
 }
 _LEG_JOINTS = ("hip", "knee", "ankle", "heel", "toe")
+AID_SHADOW_M = 0.04  # a walking aid's tube (~2.5 cm) and the band around it where pose models lose a joint
+# A point hidden by a walking aid: its noise grows, its confidence falls and it is lost more often (pose models
+# guess an occluded joint from the body around it).
+_HIDDEN_NOISE, _HIDDEN_CONF, _HIDDEN_DROP = 2.5, 0.45, 0.25
 
 
 def pose_artefacts(
-    uv: np.ndarray, far: np.ndarray, leg_px: float, image_size: tuple[int, int], rng: np.random.Generator
+    uv: np.ndarray,
+    far: np.ndarray,
+    leg_px: float,
+    image_size: tuple[int, int],
+    rng: np.random.Generator,
+    hidden: np.ndarray | None = None,
 ) -> np.ndarray:
     """Make projected points `[T, 21, 2]` look like a pose model's output `[T, 21, 3]`: correlated noise,
     confidences that fall with the error and on the far side, outliers, dropped points, missed frames and short
-    left/right swaps; points outside the image get confidence 0 and NaN coordinates."""
+    left/right swaps; points `hidden` (`[T, 21]`, by a walking aid) are noisier, less confident and lost more often;
+    points outside the image get confidence 0 and NaN coordinates."""
     t, v = uv.shape[:2]
+    hidden = np.zeros((t, v), dtype=bool) if hidden is None else hidden
     joints = COCO17_FEET.joints
     sd = np.array([_NOISE[j.split("_")[-1]] for j in joints]) * leg_px * rng.uniform(0.3, 0.9)
-    sd = sd[None, :, None] * np.where(far, 1.4, 1.0)[..., None]
+    sd = sd[None, :, None] * np.where(far, 1.4, 1.0)[..., None] * np.where(hidden, _HIDDEN_NOISE, 1.0)[..., None]
     white = rng.standard_normal((t, v, 2))
     noise = np.empty_like(white)
     noise[0] = white[0]
@@ -128,6 +160,7 @@ def pose_artefacts(
     base = np.where(far, 0.72, 0.92)
     err = np.linalg.norm(noise, axis=-1) / (2.5 * sd[..., 0])
     conf = np.clip(base - 0.25 * np.minimum(err, 1) + 0.04 * rng.standard_normal((t, v)), 0.05, 0.99)
+    conf = np.where(hidden, np.maximum(_HIDDEN_CONF * conf, 0.05), conf)
 
     outlier = rng.random((t, v)) < 0.002
     angle = rng.uniform(0, 2 * np.pi, (t, v))
@@ -144,7 +177,7 @@ def pose_artefacts(
         for a, b in leg_pairs if rng.random() < 0.75 else pairs:
             kp[frames, [a, b]] = kp[frames, [b, a]]
 
-    dropped: np.ndarray = rng.random((t, v)) < np.where(far, 0.03, 0.01)
+    dropped: np.ndarray = rng.random((t, v)) < np.where(hidden, _HIDDEN_DROP, np.where(far, 0.03, 0.01))
     missed = np.less(rng.random(t), 0.005)  # the pose model missed the child in this frame
     dropped |= missed[:, None]
     for _ in range(rng.poisson(1.5)):  # a joint lost for a few frames
@@ -297,6 +330,8 @@ DEFINITIONS = {
     "hip_rotation_deg": "per leg, rotation of the leg's plane of motion about the vertical, internal positive",
     "foot_progression_deg": "per leg, the foot's long axis against the walking direction, internal positive",
     "device": "walking aid: none, walker or crutches",
+    "hidden_by_aid_share": "share of all keypoints in all frames that the walking aid hides from the camera "
+    "(noisier, less confident and more often lost in the sequence)",
     "in_frame": "per frame: every keypoint's true position lies inside the image",
 }
 
@@ -333,7 +368,8 @@ def synthesize(
     direction = 1 if rng.random() < 0.5 else -1
     w = walk(subject, duration, fps, rng)
     cam = draw_camera(w, subject.body, direction, clean, rng)
-    uv, far = cam.project(w, direction)
+    uv, depth = cam.project(w, direction)
+    hidden = cam.hidden_by_aid(w, direction, uv, depth)
     width, height = cam.image_size
     inside = np.all((uv[..., 0] >= 0) & (uv[..., 0] < width) & (uv[..., 1] >= 0) & (uv[..., 1] < height), axis=1)
     if clean:
@@ -341,7 +377,8 @@ def synthesize(
             raise RuntimeError("clean preset framed the child partly outside the image")  # a bug, not bad input
         kp = np.concatenate([uv, np.ones(uv.shape[:2] + (1,))], axis=-1)
     else:
-        kp = pose_artefacts(uv, far, cam.focal_px / cam.distance_m * subject.body.leg, cam.image_size, rng)
+        leg_px = cam.focal_px / cam.distance_m * subject.body.leg
+        kp = pose_artefacts(uv, depth > 0, leg_px, cam.image_size, rng, hidden)
     kp = kp[:, : get_layout(layout).num_joints].astype(np.float32)
     seed_note = "" if seed is None else f"seed {seed}, "
     source = f"{NOTE} ({seed_note}level {GMFCS_LEVELS[level]}, {'clean' if clean else 'noisy'} preset)"
@@ -360,6 +397,7 @@ def synthesize(
         "image_size": list(cam.image_size),
         "clean": clean,
         **_truth(w, subject, cam, direction, fps, inside),
+        "hidden_by_aid_share": round(float(hidden.mean()), 4),
         "camera": asdict(cam),
         "subject": asdict(subject),
         "definitions": DEFINITIONS,

@@ -16,8 +16,8 @@ from cpgait.errors import CpgaitError
 from cpgait.runtime.core.layouts import COCO17_FEET
 from cpgait.runtime.core.sequence import KeypointSequence
 from cpgait.training.gait_levels import draw_subject
-from cpgait.training.kinematics import Body, SubjectParams
-from cpgait.training.synth import pose_artefacts, synthesize, write_dataset
+from cpgait.training.kinematics import Body, SubjectParams, Walk
+from cpgait.training.synth import Camera, pose_artefacts, synthesize, write_dataset
 
 
 def _truths(out: Path) -> dict[str, dict]:
@@ -130,6 +130,80 @@ def test_noisy_preset_drops_points_and_walks_both_ways() -> None:
     assert directions == {-1, 1}
     assert min(dropped) > 0
     assert min(visible) < 1  # some children enter or leave the frame
+
+
+KNEE = COCO17_FEET.index("left_knee")
+
+
+def _still_walk(point: tuple[float, float, float], segment: list[tuple[float, float, float]]) -> Walk:
+    """A one-frame walk: the nose and the left knee at `point`, the others far away, one walking-aid segment."""
+    points = np.full((1, 21, 3), 5.0)
+    points[0, [0, KNEE]] = point
+    return Walk(
+        times=np.zeros(1),
+        points=points,
+        angles={},
+        trunk_lean_deg=np.zeros(1),
+        contacts={},
+        toe_offs={},
+        pelvis=np.zeros((1, 3)),
+        device=np.array(segment, dtype=float)[None, None],
+    )
+
+
+@pytest.mark.parametrize(
+    "point,segment_z,segment_x,hidden",
+    [
+        ((0.0, 0.5, 0.1), -0.3, 0.0, True),  # the aid passes in front of the point
+        ((0.0, 0.5, 0.1), 0.3, 0.0, False),  # ... behind it
+        ((0.0, 0.5, 0.1), -0.3, 0.2, False),  # ... in front, but 20 cm beside it in the image
+        ((0.0, 0.5, -0.2), -0.3, 0.03, True),  # near-side point, the aid nearer still and 3 cm away
+    ],
+)
+def test_a_walking_aid_hides_what_lies_behind_it_in_the_image(
+    point: tuple[float, float, float], segment_z: float, segment_x: float, hidden: bool
+) -> None:
+    cam = Camera((1280, 720), 1000.0, 4.0, 0.5, 0.0, 0.0)
+    w = _still_walk(point, [(segment_x, 0.0, segment_z), (segment_x, 1.0, segment_z)])
+    uv, depth = cam.project(w, 1)
+    assert depth[0, KNEE] == pytest.approx(point[2])
+    shadow = cam.hidden_by_aid(w, 1, uv, depth)
+    assert shadow[0, KNEE] == hidden
+    assert not shadow[0, 0]  # only legs are hidden: the face and the hands on the handles stay in view
+
+
+def test_walkers_hide_legs_in_the_image_and_the_pose_stage_loses_them() -> None:
+    legs_lost, upper_lost, shares = [], [], []
+    legs = [COCO17_FEET.index(f"{side}_{j}") for side in ("left", "right") for j in ("knee", "ankle")]
+    for i in range(6):
+        rng = np.random.default_rng([7, i])
+        child = replace(draw_subject(3, rng), device="walker")
+        seq, truth = synthesize(3, rng, subject=child, duration_s=4.0)
+        shares.append(truth["hidden_by_aid_share"])
+        conf = seq.keypoints[np.array(truth["in_frame"]), :, 2]  # frames where the whole child is in view
+        legs_lost.append(float(np.mean(conf[:, legs] == 0)))
+        upper_lost.append(float(np.mean(conf[:, : COCO17_FEET.index("left_hip")] == 0)))
+    assert min(shares) > 0.01 and max(shares) < 0.5  # every walker hides something, never most of the child
+    assert np.mean(legs_lost) > 2 * np.mean(upper_lost)  # knees and ankles are lost more often than the face/arms
+    rng = np.random.default_rng(0)
+    _, truth = synthesize(0, rng, subject=replace(draw_subject(0, rng), device="none"), duration_s=4.0)
+    assert truth["hidden_by_aid_share"] == 0.0
+
+
+def test_hidden_points_are_noisier_less_confident_and_lost_more_often() -> None:
+    t = 4000
+    uv = np.zeros((t, 21, 2))
+    uv[:, :, 0] = np.arange(21) * 50.0 + 100
+    uv[:, :, 1] = 300.0
+    hidden = np.zeros((t, 21), bool)
+    hidden[:, 13] = True  # the left knee behind a walker's rail
+    kp = pose_artefacts(uv, np.zeros((t, 21), bool), 100.0, (1280, 720), np.random.default_rng(0), hidden)
+    conf = kp[..., 2]
+    lost = (conf == 0).mean(axis=0)
+    assert lost[13] > 0.2 and lost[14] < 0.05  # the right knee is in plain view
+    assert np.median(conf[conf[:, 13] > 0, 13]) < 0.5 * np.median(conf[conf[:, 14] > 0, 14])
+    err = np.linalg.norm(kp[..., :2] - uv, axis=-1)
+    assert np.nanmedian(err[:, 13]) > 2 * np.nanmedian(err[:, 14])
 
 
 def test_pose_model_swaps_left_and_right_now_and_then() -> None:
