@@ -25,6 +25,9 @@ see `cpgait.runtime.backends.trt_engine`). The measured accuracy and ONNX Runtim
 | `attention` | MatMuls of two activations (query x key, softmax x value): their ranges move with the data |
 | `head`      | the Gemm/MatMul nodes of the classifier head (after the last Concat/ReduceMean)            |
 | `graph`     | the ST-GCN's joint aggregation (activation x constant [V, V] adjacency): cheap (V = 17)     |
+| `gait`      | the gait-feature stream before it meets the skeleton stream (weighted ops that read only   |
+|             | the feature inputs): one int8 scale per tensor cannot span 255 features of different units |
+|             | and their 0/1 masks; five small layers                                                      |
 
 What stays in float by default (`DEFAULT_KEEP_FLOAT`) and the default range method were decided by measuring top-1
 agreement on the reference model (README, "INT8"); every choice is recorded in the output's metadata.
@@ -51,8 +54,8 @@ if TYPE_CHECKING:
 
 METHODS = ("minmax", "entropy", "percentile")
 RECIPES = ("ort", "tensorrt")
-KEEP_FLOAT_CATEGORIES = ("attention", "head", "graph")
-DEFAULT_KEEP_FLOAT = ("attention", "head", "graph")
+KEEP_FLOAT_CATEGORIES = ("attention", "head", "graph", "gait")
+DEFAULT_KEEP_FLOAT = ("attention", "head", "graph", "gait")
 QUANTIZED_OPS = ("Conv", "MatMul", "Gemm")
 QUANT_METADATA_KEY = "cpgait.quantization"
 
@@ -92,7 +95,24 @@ def float_nodes(model: onnx.ModelProto, keep_float: tuple[str, ...]) -> list[str
         keep.extend(n.name for n in nodes[last_pool + 1 :] if n.op_type in ("Gemm", "MatMul"))
     if "graph" in keep_float:
         keep.extend(_adjacency_matmuls(model, nodes))
+    if "gait" in keep_float:
+        keep.extend(_feature_stream_nodes(model, nodes))
     return sorted(set(keep))
+
+
+def _feature_stream_nodes(model: onnx.ModelProto, nodes: list) -> list[str]:
+    """Weighted nodes (Conv, MatMul, Gemm) that depend on graph inputs other than `skeleton` and not on it: the
+    gait-feature stream up to where it meets the skeleton stream."""
+    inputs = {i.name for i in model.graph.input} - {i.name for i in model.graph.initializer}
+    depends: dict[str, frozenset[str]] = {name: frozenset([name]) for name in inputs}
+    keep = []
+    for n in nodes:  # ONNX graphs are topologically sorted
+        mine = frozenset().union(*(depends.get(i, frozenset()) for i in n.input))
+        for out in n.output:
+            depends[out] = mine
+        if n.op_type in QUANTIZED_OPS and mine and "skeleton" not in mine:
+            keep.append(n.name)
+    return keep
 
 
 def _adjacency_matmuls(model: onnx.ModelProto, nodes: list) -> list[str]:
@@ -150,7 +170,7 @@ def fuse_residual_conv_outputs(model: onnx.ModelProto, adds: list[str]) -> int:
 
 @dataclass(frozen=True)
 class QuantizeSettings:
-    method: str = "minmax"
+    method: str = "percentile"
     keep_float: tuple[str, ...] = DEFAULT_KEEP_FLOAT
     per_channel: bool = True
     recipe: str = "ort"  # Q/DQ placement: see the module docstring

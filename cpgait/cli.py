@@ -383,16 +383,16 @@ def calibrate(
         "keypoint error (median <= 1.5 px, p95 <= 5 px at 256 px, presence decision changed on <= 1 %).",
     ),
     out: str = typer.Option(..., "-o", "--out", help="The INT8 Q/DQ ONNX to write (model.int8.onnx)."),
-    method: str = typer.Option("minmax", "--method", help="Range calibration: minmax, entropy or percentile."),
+    method: str = typer.Option("percentile", "--method", help="Range calibration: minmax, entropy or percentile."),
     recipe: str = typer.Option(
         "ort", "--recipe", help="Q/DQ placement: ort (ONNX Runtime CPU, the kiosk) or tensorrt (for `cpgait build`)."
     ),
     windows: int = typer.Option(500, "--windows", help="Calibration windows, stratified by class."),
     min_windows: int = typer.Option(100, "--min-windows", help="Refuse to calibrate on fewer windows than this."),
     keep_float: str = typer.Option(
-        "attention,head,graph",
+        "attention,head,graph,gait",
         "--keep-float",
-        help="Groups kept in float: attention, head, graph (comma-separated, or 'none').",
+        help="Groups kept in float: attention, head, graph, gait (comma-separated, or 'none').",
     ),
     min_agreement: float = typer.Option(0.99, "--min-agreement", help="Gate: least top-1 agreement with FP32."),
     max_f1_drop: float = typer.Option(1.0, "--max-f1-drop", help="Gate: largest macro-F1 drop in points."),

@@ -25,6 +25,7 @@ from cpgait.errors import CpgaitError, check_outputs
 from cpgait.runtime.backends.registry import RUNTIME_BACKENDS
 from cpgait.runtime.backends.triton_runner import TritonRunner
 from cpgait.runtime.core.contract import ModelContract
+from cpgait.runtime.live.allocator import limit_malloc_arenas
 from cpgait.runtime.live.capture import SourceSpec, check_fps, open_source
 from cpgait.runtime.live.events import EventLog
 from cpgait.runtime.live.gait_session import GaitSession
@@ -127,12 +128,14 @@ def run_live(
     `options.pose` already loaded (a batch worker keeps one for many videos); by default it is loaded here.
     `on_start` gets the pipeline just before the first frame (to stop it from elsewhere, or watch its queues).
     `pictures=False`: `on_report` does not look at the pictures, so none is drawn for it (a batch worker's CPU).
-    SIGINT / SIGTERM end the run cleanly (`stop_on_signals`, `exit_code`).
+    SIGINT / SIGTERM end the run cleanly (`stop_on_signals`, `exit_code`). Caps the process's malloc arenas
+    (`allocator.py`).
     """
     check_paths(options)
     contract = ModelContract.from_onnx(options.model)
     budget = ThreadBudget.auto(pose=options.pose_threads)
     budget.apply_opencv()
+    limit_malloc_arenas()  # before the loop's threads allocate: memory stays flat over hours (allocator.py)
     if pose is None:
         remote = RUNTIME_BACKENDS.get(options.backend).runner is TritonRunner  # pose stays on this machine
         pose_backend = options.pose_backend or ("ort-cpu" if remote else options.backend)

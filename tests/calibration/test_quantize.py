@@ -88,6 +88,19 @@ def test_float_groups_stay_unquantized(tiny_onnx: Path, windows) -> None:
     assert check_qdq_model(everything).quantize_nodes > check_qdq_model(qdq).quantize_nodes
 
 
+def test_the_gait_group_is_the_feature_stream_up_to_where_it_meets_the_skeleton(tiny_onnx: Path) -> None:
+    model = onnx.load(str(tiny_onnx))
+    weighted = [n.name for n in model.graph.node if n.op_type in ("Conv", "MatMul", "Gemm")]
+    gait = float_nodes(model, ("gait",))
+    assert gait and set(gait) < set(weighted)
+    assert all(
+        name.startswith(("/gait/", "/gait_attends/q/", "/skeleton_attends/k/", "/skeleton_attends/v/")) for name in gait
+    )
+    # every layer of the feature stream itself, none of the skeleton stream, attention products or head
+    assert {n for n in weighted if n.startswith("/gait/")} <= set(gait)
+    assert not [n for n in gait if n.startswith(("/skeleton/", "/head/"))]
+
+
 @pytest.mark.parametrize(
     "settings,expected",
     [
