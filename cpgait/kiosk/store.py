@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cpgait.errors import CpgaitError, refuse_overwrite
+from cpgait.errors import CpgaitError, atomic_output
 
 DB_NAME = "kiosk.sqlite3"
 PATIENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,39}")
@@ -478,18 +478,15 @@ class Store:
     def backup(self, dest: str | Path, overwrite: bool = False) -> Path:
         """A consistent copy of the database while it is in use (SQLite's online backup), written atomically."""
         dest = Path(dest)
-        refuse_overwrite(dest, overwrite)
-        part = dest.with_name(dest.name + ".part")
         try:
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            part.unlink(missing_ok=True)
-            target = sqlite3.connect(str(part))
-            with self._lock:
-                self._db.backup(target)
-            target.close()
-            part.replace(dest)
+            with atomic_output(dest, overwrite) as part:
+                target = sqlite3.connect(str(part))
+                try:
+                    with self._lock:
+                        self._db.backup(target)
+                finally:
+                    target.close()
         except (OSError, sqlite3.Error) as exc:
-            part.unlink(missing_ok=True)
             raise CpgaitError(f"{dest}: cannot write the backup there ({exc})") from None
         return dest
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cpgait.errors import CpgaitError
+from cpgait.errors import CpgaitError, atomic_output
 from cpgait.runtime.backends.triton_runner import served_name
 from cpgait.runtime.core.contract import ModelContract
 from cpgait.runtime.core.tensors import TensorSpec
@@ -105,9 +105,8 @@ def _write_model(folder: Path, config: str, files: dict[str, Path], contract: Mo
         shutil.copyfile(source, staging / target)
     (staging / "contract.json").write_text(contract.to_json() + "\n", encoding="utf-8")
     staging.replace(version)
-    tmp = folder / "config.pbtxt.part"
-    tmp.write_text(config, encoding="utf-8")
-    tmp.replace(folder / "config.pbtxt")
+    with atomic_output(folder / "config.pbtxt", overwrite=True) as tmp:
+        tmp.write_text(config, encoding="utf-8")
     return version
 
 
