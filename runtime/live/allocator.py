@@ -2,10 +2,11 @@
 
 glibc's malloc gives each thread that allocates its own arena (up to 8 per core). The loop's threads (decode,
 pose, temporal, drawing, the ONNX Runtime pools, a web app's workers) hand 5 MB frames and crops to each other, so
-every arena ends up holding freed frame-sized holes of its own, and the process's resident memory drifts up in
-frame-sized steps over an hour (measured: 285 -> 337 MB in the first 60-minute soak, issue 14) even though nothing
-leaks. Capping the arenas at two is the standard remedy (glibc's M_ARENA_MAX, also settable as the environment
-variable MALLOC_ARENA_MAX before the process starts); it has to happen before the threads first allocate.
+each arena can keep freed frame-sized holes of its own and resident memory can creep up in frame-sized steps
+although every buffer and log of the loop is bounded. The first 60-minute soak (issue 14) stepped from 285 to
+337 MB; with the arenas capped at two (glibc's M_ARENA_MAX, also settable as MALLOC_ARENA_MAX before the process
+starts) the rerun stayed within 3.9 % of its median (bench/results/README.md; the two hours also differed in load,
+so this is not a controlled comparison). The cap has to be set before the threads first allocate.
 """
 
 from __future__ import annotations
