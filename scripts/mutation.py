@@ -60,6 +60,21 @@ DESELECT = "not real_clip"
 EQUIVALENT: dict[str, str] = {
     "cpgait.bench.pipeline.x__steady_fps__mutmut_1": "`>` -> `>=` at WARMUP_FRAMES + 1 results: with exactly that "
     "many, the span after the warm-up is 0 and the function falls back to results / wall time, as it does unmutated",
+    **{
+        f"cpgait.runtime.core.metrics.x_weighted_kappa__mutmut_{n}": "kappa is 1 - sum(w * observed) / sum(w * "
+        "chance) with the same weights in both sums: any positive scale of the weights (`*` for `/`, C + 1, C - 2 or "
+        "a floor of 2 for C - 1) cancels"
+        for n in (14, 21, 22, 23)
+    },
+    **{
+        f"cpgait.runtime.core.metrics.x_{fn}__mutmut_{n}": "dtype float64 left out: integer counts divided with `/` "
+        "give the same float64 results"
+        for fn, n in (("weighted_kappa", 3), ("weighted_kappa", 5), ("per_class_f1", 3), ("per_class_f1", 5))
+    },
+    "cpgait.runtime.core.metrics.x_weighted_kappa__mutmut_7": "cm.shape[1] for cm.shape[0]: a confusion matrix is "
+    "square (`confusion_matrix` builds C x C)",
+    "cpgait.runtime.core.metrics.x_per_class_f1__mutmut_28": "`>= 0` for `> 0`: where the denominator is 0 so is tp, "
+    "and 0/0 is NaN, the value the unmutated branch returns",
 }
 
 

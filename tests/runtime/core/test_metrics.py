@@ -11,6 +11,7 @@ from cpgait.errors import CpgaitError
 from cpgait.runtime.core.metrics import (
     accuracy,
     classification_scores,
+    confusion_text,
     confusion_matrix,
     macro_f1,
     per_class_f1,
@@ -60,3 +61,41 @@ def test_perfect_and_opposite_predictions_bound_kappa() -> None:
 def test_bad_labels_are_refused(true: list, pred: list, match: str) -> None:
     with pytest.raises(CpgaitError, match=match):
         confusion_matrix(np.array(true), np.array(pred), 4)
+
+
+@pytest.mark.parametrize("true, pred, match", [([0, 9], [0, 1], "true labels"), ([0, 1], [0, 9], "predicted labels")])
+def test_a_bad_label_names_its_side(true: list, pred: list, match: str) -> None:
+    with pytest.raises(CpgaitError, match=f"^{match} must be integers in 0..3$"):
+        confusion_matrix(np.array(true), np.array(pred), 4)
+
+
+@pytest.mark.parametrize("true, pred", [([0, 1], [0]), ([], [])])
+def test_accuracy_needs_two_equal_non_empty_label_sets(true: list, pred: list) -> None:
+    with pytest.raises(CpgaitError, match="expected two equal, non-empty shapes"):
+        accuracy(np.array(true), np.array(pred))
+
+
+def test_scores_carry_the_confusion_matrix() -> None:
+    assert classification_scores(TRUE, PRED, 4)["confusion"] == confusion_matrix(TRUE, PRED, 4).tolist()
+
+
+@pytest.mark.filterwarnings("error")  # 0/0 for a class nobody has must not warn (nor a mean of nothing)
+def test_undefined_classes_and_empty_matrices_give_nan_without_warnings() -> None:
+    cm = confusion_matrix(np.array([0, 1]), np.array([0, 1]), 4)
+    assert per_class_f1(cm)[:2].tolist() == [1.0, 1.0] and np.isnan(per_class_f1(cm)[2:]).all()
+    empty = np.zeros((4, 4), dtype=np.int64)
+    assert math.isnan(macro_f1(empty)) and math.isnan(weighted_kappa(empty))
+
+
+def test_kappa_of_a_single_wrong_prediction_is_zero_not_undefined() -> None:
+    # one window, true I, predicted II: observed disagreement = chance disagreement = 1/3 -> kappa 0
+    assert weighted_kappa(confusion_matrix(np.array([0]), np.array([1]), 4)) == 0.0
+
+
+def test_confusion_text_aligns_names_and_counts() -> None:
+    text = confusion_text(np.array([[12, 3], [0, 7]]), ("GMFCS I", "GMFCS II"))
+    assert text.splitlines() == [
+        "true \\ predicted   GMFCS I GMFCS II",
+        "GMFCS I                 12        3",
+        "GMFCS II                 0        7",
+    ]
