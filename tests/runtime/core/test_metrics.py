@@ -11,8 +11,8 @@ from cpgait.errors import CpgaitError
 from cpgait.runtime.core.metrics import (
     accuracy,
     classification_scores,
-    confusion_text,
     confusion_matrix,
+    confusion_text,
     macro_f1,
     per_class_f1,
     weighted_kappa,
