@@ -99,8 +99,9 @@ model: $(STAMP)
 
 # The study's chain on SYNTHETIC data: 5 folds x 2 repeats x (skeleton, gait, fused, Grad-CAM top-k and random-k for
 # k = 2, 4, 8), 90 models, every row trained; subject-level CIs, paired differences, accuracy-vs-k plot. Width 0.125,
-# no augmentation, at most 4 epochs to fit 90 minutes on 2 cores: an estimate, not yet timed (README: The study's
-# claim).
+# no augmentation, at most 4 epochs to fit 90 minutes on 2 cores: measured 70.3 min on the 2-core machine with
+# OMP_NUM_THREADS=1 and other jobs beside it (docs/paper-table.md). On a machine shared with other work, run it with
+# OMP_NUM_THREADS=1: two OpenMP threads competing with another process made each fit about 2.5x slower.
 paper-table: $(STAMP)
 	rm -rf .cache/paper && $(BIN)/cpgait synth .cache/paper/data --n 400 --seed 0
 	$(BIN)/python scripts/paper_table.py .cache/paper/data .cache/paper --folds 5 --repeats 2 --k 2,4,8 --draws 1 \
