@@ -16,7 +16,8 @@ The automatic budget (`ThreadBudget.auto`, from the cores this process may run o
   already run in parallel;
 - FFmpeg's decoder threads (files and network streams, OpenCV's `CAP_PROP_N_THREADS`): 1, for the same reason —
   the decode stage has its own thread, and FFmpeg's frame threads would otherwise take one per core (measured on
-  the demo clip: 1.27 s of CPU for 230 frames with 1 thread, 1.41 s with 2);
+  the demo clip: 1.27 s of CPU for 230 frames with 1 thread, 1.41 s with 2; the whole loop 3-6 % faster with 1,
+  side by side, bench/results/decode-threads/);
 - no spin-waiting: an idle intra-op thread sleeps instead of holding a core another stage needs.
 Any part can be overridden (`cpgait run --pose-threads N`; the other fields by building a `ThreadBudget`).
 Cameras (V4L2) and GStreamer pipelines decode as their drivers do (on a Jetson, in the hardware decoder).
