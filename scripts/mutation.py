@@ -121,6 +121,10 @@ def stage(files: list[str], tests_rev: str | None) -> None:
     (STAGE / "pyproject.toml").write_text("\n".join(lines) + "\n")
     # files some tests read from the repository's root (the tests run in .cache/mutation/mutants)
     shutil.copytree(ROOT / "bench" / "results", STAGE / "mutants" / "bench" / "results")
+    assets = STAGE / "mutants" / "runtime" / "assets"  # the reference classifier the calibration tests quantize
+    assets.mkdir(parents=True)
+    for model in (ROOT / "runtime" / "assets").glob("reference*.onnx"):
+        shutil.copy2(model, assets / model.name)
     clip = ROOT / ".cache" / "demo.mp4"
     if clip.is_file():
         (STAGE / "mutants" / ".cache").mkdir(parents=True)
