@@ -207,6 +207,15 @@ def check_fps(fps: float | None, what: str) -> None:
         raise CpgaitError(f"{what}: frame rate {fps!r}; expected more than 0 and less than {MAX_FPS:g} frames/s")
 
 
+def _check_given_fps(spec: SourceSpec, fps: float | None) -> None:
+    """A frame rate given for `spec`: a valid one, and for a video file only."""
+    check_fps(fps, spec.describe())
+    if fps is not None and spec.kind != "file":
+        raise CpgaitError(
+            f"{spec.describe()}: a frame rate can be given for video files only; a live source has its own"
+        )
+
+
 def open_reader(spec: SourceSpec, decode_threads: int | None = None, fps: float | None = None) -> _CvReader:
     """Connect to the device or file; a source that cannot be opened is a CpgaitError naming it.
 
@@ -216,9 +225,7 @@ def open_reader(spec: SourceSpec, decode_threads: int | None = None, fps: float 
     import cv2
 
     what = spec.describe()
-    check_fps(fps, what)
-    if fps is not None and spec.kind != "file":
-        raise CpgaitError(f"{what}: a frame rate can be given for video files only; a live source has its own")
+    _check_given_fps(spec, fps)
     threads = [] if decode_threads is None else [cv2.CAP_PROP_N_THREADS, decode_threads]
     if spec.kind == "file":
         path = Path(str(spec.target))
@@ -589,8 +596,5 @@ def open_source(
         return FileSource(str(spec.target), max_frames=max_frames, decode_threads=decode_threads, fps=fps)
     if max_frames is not None:
         raise CpgaitError(f"{spec.describe()}: a frame limit applies to files only")
-    if fps is not None:
-        raise CpgaitError(
-            f"{spec.describe()}: a frame rate can be given for video files only; a live source has its own"
-        )
+    _check_given_fps(spec, fps)  # refused, not silently dropped: the live reader below is opened without it
     return LiveSource(spec.describe(), lambda: open_reader(spec, decode_threads), backoff)
