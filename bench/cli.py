@@ -154,6 +154,9 @@ def pipeline(
     ),
     frames: int | None = typer.Option(None, help="Stop after this many frames."),
     pose_threads: int | None = _POSE_THREADS,
+    pose_models: str | None = typer.Option(
+        None, "--pose-models", help="A folder of pose networks instead of the shipped files (`cpgait export-pose`)."
+    ),
     json_out: Path | None = _OUT["json_out"],
     md: Path | None = _OUT["md"],
     png: Path | None = _OUT["png"],
@@ -176,6 +179,7 @@ def pipeline(
         frames,
         progress=lambda message: typer.echo(message, err=True),
         pose_threads=pose_threads,
+        pose_models=pose_models,
     )
     raise typer.Exit(emit(report, json_out, md, png, compare, regression, overwrite))
 

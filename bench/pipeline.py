@@ -97,6 +97,7 @@ def run_pipeline_bench(
     frames: int | None = None,
     progress: Callable[[str], None] = lambda message: None,
     pose_threads: int | None = None,
+    pose_models: str | None = None,
 ) -> dict:
     """Both passes over SOURCE; returns the report (schema kind "pipeline")."""
     if backend not in RUNTIME_BACKENDS:
@@ -117,7 +118,7 @@ def run_pipeline_bench(
 
     progress(f"pass 1/3: {pose} alone over the frames of {source}")
     pose_options = budget.runner_options(backend, "pose")
-    before = _pose_only_pass(source, load_pose_model(pose, backend, **pose_options), frames)
+    before = _pose_only_pass(source, load_pose_model(pose, backend, models=pose_models, **pose_options), frames)
 
     progress(f"pass 2/3: the loop of `cpgait run` ({'live: paced at the source fps' if live else 'every frame'})")
     rows: list[dict[str, int]] = []
@@ -132,6 +133,7 @@ def run_pipeline_bench(
         model=str(classifier),
         pose=pose,
         backend=backend,
+        pose_models=pose_models,
         paced=live,
         max_frames=frames,
         pose_threads=budget.pose,
@@ -141,7 +143,7 @@ def run_pipeline_bench(
     if not rows:
         raise CpgaitError(f"{source}: the pipeline produced no frame")
     progress(f"pass 3/3: {pose} alone again")
-    after = _pose_only_pass(source, load_pose_model(pose, backend, **pose_options), frames)
+    after = _pose_only_pass(source, load_pose_model(pose, backend, models=pose_models, **pose_options), frames)
     pose_stats, bound_fps, pose_frames = max(before, after, key=lambda p: p[1])
 
     latency_ms = np.array([r["latency"] for r in rows], dtype=np.float64) / 1e6
@@ -159,6 +161,7 @@ def run_pipeline_bench(
             "frames": frames,
             "threads": budget.pose,  # intra-op threads of the pose networks (the thread budget's, as `cpgait run`)
             "thread_budget": budget.describe(),
+            "pose_models": pose_models,  # a folder of pose networks instead of the shipped files (None: shipped)
             "warmup_frames": WARMUP_FRAMES,
             "windows_classified": summary.windows,
             "statuses": summary.statuses,

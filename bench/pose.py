@@ -41,7 +41,7 @@ def _option(spec: str, backend: str, threads_options: dict[str, object]) -> tupl
     from cpgait.runtime.pose.catalog import POSE_MODELS, load_pose_model
 
     if spec in POSE_MODELS:
-        return spec, lambda: load_pose_model(spec, backend, **threads_options)
+        return spec, lambda: load_pose_model(spec, backend, models=None, **threads_options)
     path = Path(spec)
     if not path.is_file() or path.suffix != ".onnx":
         raise CpgaitError(

@@ -22,6 +22,10 @@ _POSE_HELP = (
     "blazepose (full landmark model, 33 points with feet), blazepose-lite (the same points, a smaller "
     "landmark model) or movenet (COCO-17, no feet)"
 )
+_POSE_MODELS_HELP = (
+    "A folder holding the pose networks instead of the shipped FP32 files, under the same names (e.g. the FP16 "
+    "variants `cpgait export-pose` writes, for --pose-backend ort-cuda or trt)."
+)
 _FPS_HELP = "A video file's true frame rate, replacing the one its container states (timestamps, cadence)."
 
 app = typer.Typer(
@@ -187,6 +191,7 @@ def run_command(
     pose: str = typer.Option("blazepose", "--pose", help=f"Pose model: {_POSE_HELP}."),
     backend: str = typer.Option("ort-cpu", "--backend", help=f"Classifier backend: {_RUNTIME_BACKENDS}."),
     pose_backend: str = typer.Option(None, "--pose-backend", help="Pose model backend (default: --backend)."),
+    pose_models: str = typer.Option(None, "--pose-models", help=_POSE_MODELS_HELP),
     pose_threads: int = typer.Option(
         None,
         "--pose-threads",
@@ -224,6 +229,7 @@ def run_command(
         pose=pose,
         backend=backend,
         pose_backend=pose_backend,
+        pose_models=pose_models,
         show=show,
         out=out,
         events=events,
@@ -366,6 +372,21 @@ def export(
 
         for version in write_model_repository(result.path, triton, serving, engine=triton_engine):
             typer.echo(f"{version}: Triton model version ({version.parent / 'config.pbtxt'})")
+
+
+@app.command("export-pose")
+def export_pose(
+    pose: str = typer.Argument(..., help="The pose model: blazepose or blazepose-lite."),
+    out: str = typer.Option(..., "-o", "--out", help="The folder to write its networks into (FP16 inside, FP32 I/O)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace networks already in the folder."),
+) -> None:
+    """Write FP16 variants of a pose model's networks for ONNX Runtime CUDA and TensorRT (`cpgait run --pose-models`).
+
+    Each is compared with its FP32 original on ONNX Runtime CPU first; the CPU kiosk keeps the FP32 files."""
+    from cpgait.export.pose_fp16 import export_pose_fp16
+
+    for network in export_pose_fp16(pose, out, overwrite=overwrite):
+        typer.echo(network.summary())
 
 
 @app.command("calibrate")

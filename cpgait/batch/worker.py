@@ -53,7 +53,7 @@ class VideoWorker:
         self.settings = settings
         self.store = ResultStore(results)
         threads = {"threads": settings.threads} if RUNTIME_BACKENDS.get(settings.backend).threaded else {}
-        self.pose = load_pose_model(settings.pose, settings.backend, **threads)
+        self.pose = load_pose_model(settings.pose, settings.backend, models=None, **threads)
         for runner in self.pose.runners():
             runner.activate()
 

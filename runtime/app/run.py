@@ -47,6 +47,7 @@ class RunOptions:
     pose: str = "blazepose"
     backend: str = "ort-cpu"
     pose_backend: str | None = None
+    pose_models: str | None = None  # a folder of pose networks replacing the shipped files (catalog.py)
     show: bool = False
     out: str | None = None
     events: str | None = None
@@ -139,7 +140,9 @@ def run_live(
     if pose is None:
         remote = RUNTIME_BACKENDS.get(options.backend).runner is TritonRunner  # pose stays on this machine
         pose_backend = options.pose_backend or ("ort-cpu" if remote else options.backend)
-        pose = load_pose_model(options.pose, pose_backend, **budget.runner_options(pose_backend, "pose"))
+        pose = load_pose_model(
+            options.pose, pose_backend, models=options.pose_models, **budget.runner_options(pose_backend, "pose")
+        )
     elif pose.name != options.pose:
         raise CpgaitError(f"pose model {pose.name!r} given for a run with --pose {options.pose}")
     for pose_runner in pose.runners():  # load the pose networks now, not on the first frame (it would count as latency)

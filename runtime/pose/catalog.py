@@ -6,6 +6,10 @@ Three pose pipelines ship (ONNX files in `runtime/assets`, made by `scripts/conv
 feeds the feet models) and `movenet` (MoveNet Lightning, COCO-17, no feet). What each costs in speed, keypoint error
 and gait features on the demo clip is in the README ("Pose models"). A new pose model is a module in this package
 implementing `PoseModel`, added here.
+
+Each pipeline's networks are ONNX files named as in `POSE_NETWORKS`: the shipped FP32 ones, or those in a folder
+given as `models` (`cpgait run --pose-models DIR`), such as the FP16 variants `cpgait export-pose` writes for ONNX
+Runtime CUDA and TensorRT. A runner reads a file's precision from its graph.
 """
 
 from __future__ import annotations
@@ -20,23 +24,33 @@ from cpgait.runtime.pose.blazepose import BlazePose
 from cpgait.runtime.pose.interface import PoseModel, RunnerFactory, asset
 from cpgait.runtime.pose.movenet import MoveNet
 
-
-def _blazepose_lite(make_runner: RunnerFactory) -> PoseModel:
-    return BlazePose(make_runner, landmarks=asset("blazepose_landmarks_lite"), name="blazepose-lite")
-
-
-POSE_MODELS: dict[str, Callable[[RunnerFactory], PoseModel]] = {
-    "blazepose": BlazePose,
-    "blazepose-lite": _blazepose_lite,
-    "movenet": MoveNet,
+# pose option -> the names of its networks (`<name>.onnx`), in the order `PoseModel.runners()` gives them
+POSE_NETWORKS: dict[str, tuple[str, ...]] = {
+    "blazepose": ("blazepose_detector", "blazepose_landmarks_full"),
+    "blazepose-lite": ("blazepose_detector", "blazepose_landmarks_lite"),
+    "movenet": ("movenet_lightning",),
 }
 
 
-def load_pose_model(name: str, backend: str | RunnerFactory = "ort-cpu", **runner_options: object) -> PoseModel:
-    """The pose pipeline `name` (a key of `POSE_MODELS`) with its models on `backend`.
+def _blazepose(make_runner: RunnerFactory, models: Path | None, name: str) -> PoseModel:
+    detector, landmarks = (asset(network, models) for network in POSE_NETWORKS[name])
+    return BlazePose(make_runner, detector=detector, landmarks=landmarks, name=name)
+
+
+POSE_MODELS: dict[str, Callable[[RunnerFactory, Path | None], PoseModel]] = {
+    "blazepose": lambda make_runner, models: _blazepose(make_runner, models, "blazepose"),
+    "blazepose-lite": lambda make_runner, models: _blazepose(make_runner, models, "blazepose-lite"),
+    "movenet": lambda make_runner, models: MoveNet(make_runner, asset("movenet_lightning", models)),
+}
+
+
+def load_pose_model(
+    name: str, backend: str | RunnerFactory = "ort-cpu", *, models: str | Path | None = None, **runner_options: object
+) -> PoseModel:
+    """The pose pipeline `name` (a key of `POSE_MODELS`) with its networks on `backend`.
 
     `backend` is a name from `RUNTIME_BACKENDS` (with `runner_options` such as threads=2 passed on) or a factory
-    that builds a Runner from a model path.
+    that builds a Runner from a model path; `models` a folder holding the networks instead of the shipped files.
     """
     if name not in POSE_MODELS:
         raise CpgaitError(f"pose model {name!r}; expected one of: {', '.join(POSE_MODELS)}")
@@ -49,4 +63,4 @@ def load_pose_model(name: str, backend: str | RunnerFactory = "ort-cpu", **runne
             return RUNTIME_BACKENDS.make_runner(path, backend_name, **runner_options)
     else:
         factory = backend
-    return POSE_MODELS[name](factory)
+    return POSE_MODELS[name](factory, None if models is None else Path(models))

@@ -171,8 +171,14 @@ def check_image(image: np.ndarray) -> None:
         raise ValueError(f"pose input: image of {image.shape[1]}x{image.shape[0]} pixels is too small")
 
 
-def asset(name: str) -> Path:
-    """Path of a shipped ONNX model, with an error that says how to make it when it is missing."""
+def asset(name: str, folder: Path | None = None) -> Path:
+    """Path of the pose network `name` (`<name>.onnx`): the shipped one, or the one in `folder` (e.g. the FP16
+    variants `cpgait export-pose` writes), with an error that says how to make it when it is missing."""
+    if folder is not None:
+        path = Path(folder) / f"{name}.onnx"
+        if not path.is_file():
+            raise CpgaitError(f"{path}: pose network missing from {folder}; write it with `cpgait export-pose`")
+        return path
     path = ASSETS / f"{name}.onnx"
     if not path.is_file():
         raise CpgaitError(f"{path}: pose model missing; run scripts/convert_pose_models.py (see its docstring)")

@@ -18,7 +18,7 @@ from cpgait.runtime.backends.ort_runner import OnnxRuntimeRunner
 from cpgait.runtime.core.layouts import to_coco17
 from cpgait.runtime.pose.blazepose import BlazePose, ssd_anchors, weighted_nms
 from cpgait.runtime.pose.catalog import load_pose_model
-from cpgait.runtime.pose.interface import PoseResult, Roi
+from cpgait.runtime.pose.interface import PoseResult, Roi, asset
 from cpgait.runtime.pose.movenet import MoveNet
 
 DATA = Path(__file__).resolve().parents[2] / "data"
@@ -214,3 +214,12 @@ def test_blazepose_lite_finds_the_same_points_as_the_full_model(
     # another network, the same points: within 5 % of the player's height of the full model's (measured ~2 %)
     error = np.hypot(*(got.keypoints[visible, :2] - full.keypoints[visible, :2]).T)
     assert np.median(error) < 0.05 * height, error
+
+
+@pytest.mark.parametrize("name", ["blazepose_landmarks_full", "blazepose_landmarks_lite"])
+def test_landmark_models_compute_only_the_outputs_read(name: str) -> None:
+    # ONNX Runtime computes every output of a graph on each call: an unread segmentation mask doubled the time
+    import onnx
+
+    model = onnx.load(str(asset(name)))
+    assert [o.name for o in model.graph.output] == ["Identity", "Identity_1", "Identity_3"]
