@@ -259,6 +259,7 @@ def pose_command(
     out: str = typer.Option(..., "-o", "--out", help="The sequence file to write (.npz)."),
     pose: str = typer.Option("blazepose", "--pose", help=f"Pose model: {_POSE_HELP}."),
     backend: str = typer.Option("ort-cpu", "--backend", help=f"Pose model backend: {_RUNTIME_BACKENDS}."),
+    pose_models: str = typer.Option(None, "--pose-models", help=_POSE_MODELS_HELP),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUT if it exists."),
     fps: float = typer.Option(None, "--fps", help=_FPS_HELP),
 ) -> None:
@@ -276,7 +277,7 @@ def pose_command(
         raise CpgaitError(f"{out}: sequence files end in .npz")
     check_fps(fps, f"--fps for {video}")
     check_outputs([video], [out], overwrite)
-    sequence, summary = record_sequence(video, load_pose_model(pose, backend), fps=fps)
+    sequence, summary = record_sequence(video, load_pose_model(pose, backend, models=pose_models), fps=fps)
     path = sequence.save(out, overwrite=overwrite)
     missing = float((sequence.keypoints[..., 2] <= 0).mean())
     typer.echo(

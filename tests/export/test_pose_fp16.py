@@ -19,6 +19,7 @@ from cpgait.runtime.pose.catalog import POSE_NETWORKS, load_pose_model
 pytest.importorskip("onnxconverter_common", reason="the export extra (pip install -e '.[export]') converts to FP16")
 
 DATA = Path(__file__).resolve().parents[1] / "data"
+REFERENCE = Path(__file__).resolve().parents[2] / "runtime" / "assets" / "reference.onnx"
 
 
 @pytest.fixture(scope="module")
@@ -118,3 +119,17 @@ def test_fp16_engines_find_the_fp32_cpu_keypoints(fp16_folder: Path) -> None:
     got = load_pose_model("blazepose", "trt", models=fp16_folder)(image)  # engines built from the files' FP16
     assert want is not None and got is not None
     assert np.median(np.hypot(*(got.keypoints[:, :2] - want.keypoints[:, :2]).T)) < 1.0
+
+
+@pytest.mark.parametrize("verb", ["pose", "run"])
+def test_a_folder_without_the_networks_is_refused_before_any_frame(verb: str, tmp_path: Path) -> None:
+    out = tmp_path / "walk.npz"
+    args = ["-o", str(out)] if verb == "pose" else ["--model", str(REFERENCE), "--events", str(tmp_path / "e.jsonl")]
+    done = subprocess.run(
+        [sys.executable, "-m", "cpgait.cli", verb, str(DATA / "walk.mp4"), *args, "--pose-models", str(tmp_path)],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert f"{tmp_path}/blazepose_detector.onnx: pose network missing from {tmp_path}" in done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
