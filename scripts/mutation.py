@@ -42,7 +42,10 @@ SCOPES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
         ("x_alignment_roi__*", "x_weighted_nms__*", "x_refine_from*"),
         ("tests/runtime/pose/test_pose.py",),
     ),
-    "runtime/live/gait_session.py": (("*",), (LIVE_TESTS,)),
+    "runtime/live/gait_session.py": (
+        ("*",),
+        ("tests/runtime/live/test_gait_session.py", "tests/runtime/live/test_session_contract.py", LIVE_TESTS),
+    ),
     # the bookkeeping of subjects, sessions and estimates (the threads around it are tested, not mutated)
     "runtime/live/pipeline.py": (("xǁPipelineǁ_temporal__*", "xǁPipelineǁestimate__*"), (LIVE_TESTS,)),
     "runtime/core/metrics.py": (("*",), ("tests/runtime/core/test_metrics.py", "tests/calibration/test_gate.py")),
