@@ -76,6 +76,17 @@ EQUIVALENT: dict[str, str] = {
     },
     "cpgait.runtime.core.metrics.x_weighted_kappa__mutmut_7": "cm.shape[1] for cm.shape[0]: a confusion matrix is "
     "square (`confusion_matrix` builds C x C)",
+    **{
+        f"cpgait.runtime.live.pipeline.xǁPipelineǁ_temporal__mutmut_{n}": "`and`/`or` among the session, resampler "
+        "and layout converter: `Pipeline.__init__` sets all three from the session or none, so every mix of them "
+        "gives the same answer"
+        for n in (17, 21, 22)
+    },
+    **{
+        f"cpgait.runtime.live.pipeline.xǁPipelineǁ_temporal__mutmut_{n}": "the default of `last_timings_ns.get`: "
+        "`GaitSession.push` sets both classifier keys on every push, before the pipeline reads them"
+        for n in (59, 61, 64, 68, 70, 73)
+    },
     "cpgait.runtime.core.metrics.x_per_class_f1__mutmut_28": "`>= 0` for `> 0`: where the denominator is 0 so is tp, "
     "and 0/0 is NaN, the value the unmutated branch returns",
 }

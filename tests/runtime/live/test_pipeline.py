@@ -239,14 +239,15 @@ class ScriptedStage:
 
     layout = "coco17"
 
-    def __init__(self, script) -> None:
+    def __init__(self, script, with_keypoints: tuple[str, ...] = (TRACKING, OCCLUDED)) -> None:
         self.script = script
+        self.with_keypoints = with_keypoints  # the statuses whose frames carry the walker's keypoints
         self.counts: Counter[str] = Counter()
 
     def __call__(self, frame: Frame) -> SubjectFrame:
         track_id, status = self.script(frame.index)
         subject = None if track_id is None else Subject(track_id, (100.0, 100.0, 150.0, 220.0), True, 1.0)
-        kp = walker(frame.index) if status in (TRACKING, OCCLUDED) else None
+        kp = walker(frame.index) if status in self.with_keypoints else None
         if status == OCCLUDED:
             kp[:11, 2] = 0.0
             kp[:11, :2] = np.nan
@@ -309,6 +310,82 @@ def test_the_last_finished_session_stands_while_the_next_has_no_window(tmp_path:
     assert pipeline.session.estimate().windows == 0
     assert summary.estimate is pipeline.last_estimate and summary.estimate.windows == 5
     assert summary.estimate.class_name == "GMFCS III" and summary.estimate.agreement == 1.0
+
+
+class SlowRunner(FakeRunner):
+    """A classifier that takes `seconds` per call (asleep: wall time, almost no CPU time)."""
+
+    def __init__(self, contract: ModelContract, logits: list[list[float]], seconds: float) -> None:
+        super().__init__(contract, logits)
+        self.seconds = seconds
+
+    def _infer(self, feed):
+        time.sleep(self.seconds)
+        return super()._infer(feed)
+
+
+class RecordingSession(GaitSession):
+    """A gait session that keeps what each of its pushes reported as classifier time (wall, CPU)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.pushed: list[tuple[int, int]] = []
+
+    def push(self, time_s: float, keypoints: np.ndarray):
+        result = super().push(time_s, keypoints)
+        self.pushed.append((self.last_timings_ns["classifier"], self.last_timings_ns["classifier_cpu"]))
+        return result
+
+
+def test_a_frames_classifier_time_is_its_windows_and_not_in_its_feature_time(tmp_path: Path) -> None:
+    # a 15 fps source for a 30 fps model: two model frames per source frame, and with stride 5 the windows fall on
+    # the first of the two as often as on the second, so a frame's time must add up both pushes
+    contract = contract_for(window=20)
+    session = RecordingSession(contract, SlowRunner(contract, [[1.0, 0.0, 0.0, 0.0]], 0.05), stride=5)
+    source = FileSource(_blank_video(tmp_path / "blank.avi", 40, fps=15.0))
+    recorded: list[np.ndarray] = []
+    reports: list = []
+    Pipeline(source, ScriptedStage(lambda i: (7, TRACKING)), session, recorder=recorded.append).run(reports.append)
+
+    windows = [r for r in reports if r.window is not None]
+    assert len(windows) >= 8 and len(session.pushed) == 2 * len(reports) - 1  # (the first frame starts the clock)
+    assert sum(r.timings_ns["classifier"] for r in reports) == sum(wall for wall, _ in session.pushed)
+    assert sum(r.timings_ns["classifier_cpu"] for r in reports) == sum(cpu for _, cpu in session.pushed)
+    for r in reports:
+        ran = r.window is not None
+        assert (r.timings_ns["classifier"] >= 50_000_000) == ran, r.subject.frame.index
+        assert r.timings_ns["features"] < 50_000_000 and r.timings_ns["features"] > 0  # the sleep is not in it
+    # the recorder sees the raw window of every classified window: T frames of the model's layout
+    assert len(recorded) == len(windows) and all(w.shape == (20, 17, 3) for w in recorded)
+    assert np.isfinite(recorded[-1][:, 11:, :2]).all()  # the legs of a tracked walker
+
+
+def test_a_failed_window_is_reported_on_its_frame_only(tmp_path: Path) -> None:
+    contract = contract_for(window=20)
+    runner = FakeRunner(contract, [[float("nan"), 0.0, 0.0, 0.0]])  # every window: non-finite logits
+    source = FileSource(_blank_video(tmp_path / "blank.avi", 40))
+    reports: list = []
+    Pipeline(source, ScriptedStage(lambda i: (7, TRACKING)), GaitSession(contract, runner, stride=5)).run(
+        reports.append
+    )
+    failed = [r.subject.frame.index for r in reports if r.window_failure is not None]
+    assert failed == [19, 24, 29, 34, 39]  # where the windows would have been
+    assert all(r.window is None for r in reports)
+    assert reports[19].window_failure.startswith("classifier_invalid: classifier returned non-finite logits [nan")
+
+
+def test_frames_whose_keypoints_are_not_measurements_count_as_missing(tmp_path: Path) -> None:
+    # frames 20-39 are TOO_SMALL: the pose model returned keypoints, but on a subject too small to measure
+    contract = contract_for(window=20)
+    script = lambda i: (7, TOO_SMALL if 20 <= i < 40 else TRACKING)  # noqa: E731
+    stage = ScriptedStage(script, with_keypoints=(TRACKING, OCCLUDED, TOO_SMALL))
+    source = FileSource(_blank_video(tmp_path / "blank.avi", 60))
+    runner = FakeRunner(contract, [[1.0, 0.0, 0.0, 0.0]])
+    reports: list = []
+    Pipeline(source, stage, GaitSession(contract, runner, stride=5)).run(reports.append)
+    # a window needs 80 % of its 20 frames measured: frame 19's, then none until frame 55 (frames 40-55 of 36-55)
+    assert [r.subject.frame.index for r in reports if r.window] == [19, 55]
+    assert reports[39].estimate.valid_frames == 0
 
 
 # ---- the whole loop on the real Sports2D clip ------------------------------------------------------------------
