@@ -16,7 +16,7 @@ import pytest
 from cpgait.errors import CpgaitError
 from cpgait.runtime.backends.ort_runner import OnnxRuntimeRunner
 from cpgait.runtime.core.layouts import to_coco17
-from cpgait.runtime.pose.blazepose import BlazePose, ssd_anchors, weighted_nms
+from cpgait.runtime.pose.blazepose import BlazePose, alignment_roi, refine_from_heatmap, ssd_anchors, weighted_nms
 from cpgait.runtime.pose.catalog import load_pose_model
 from cpgait.runtime.pose.interface import PoseResult, Roi, asset
 from cpgait.runtime.pose.movenet import MoveNet
@@ -223,3 +223,45 @@ def test_landmark_models_compute_only_the_outputs_read(name: str) -> None:
 
     model = onnx.load(str(asset(name)))
     assert [o.name for o in model.graph.output] == ["Identity", "Identity_1", "Identity_3"]
+
+
+def test_heatmap_refinement_on_hand_worked_windows() -> None:
+    # a 16x16 heatmap, one channel per point; logits -30 (confidence ~0), 0 (0.5) and 30 (~1)
+    heatmap = np.full((16, 16, 5), -30.0, dtype=np.float32)
+    points = np.array([[1.0, 0.5], [0.5, 0.5], [0.5, 0.25], [0.01, 0.01], [0.5, 1.0]], dtype=np.float32)
+    heatmap[8, 15, 0] = 30.0  # beside point 0, which is just outside the heatmap (column 16): never refined
+    centre = heatmap[:, :, 1]  # point 1 (column 8, row 8): its 7x7 window is rows and columns 5-11
+    centre[8, 8] = 30.0
+    centre[11, 8] = centre[8, 11] = 0.0  # 3 cells away: inside the window
+    centre[12, 8] = centre[8, 12] = 0.0  # 4 cells away: outside it
+    heatmap[4, 8, 2] = -0.5  # point 2's window peaks at confidence 0.38 < 0.5: not refined
+    heatmap[0, 0, 3] = 30.0  # point 3 sits in the corner cell, whose window is cut by the border
+    heatmap[15, 8, 4] = 30.0  # beside point 4, just below the heatmap (row 16): never refined
+    got = refine_from_heatmap(points, heatmap)
+    # point 1: confidence-weighted mean cell of (8, 8) x 1, (11, 8) x 0.5, (8, 11) x 0.5 over width 16
+    assert got[1] == pytest.approx([17.5 / 32, 17.5 / 32], abs=1e-9)
+    assert got[3] == pytest.approx([0.0, 0.0], abs=1e-9)
+    for unchanged in (0, 2, 4):
+        assert got[unchanged].tolist() == points[unchanged].tolist()
+
+
+@pytest.mark.parametrize(
+    "towards,rotation",
+    [
+        ((0.0, -1.0), 0.0),  # head straight up in the image
+        ((1.0, 0.0), np.pi / 2),
+        ((-1.0, 0.0), -np.pi / 2),
+        ((0.0, 1.0), -np.pi),  # upside down: pi wraps to -pi, as MediaPipe's NormalizeRadians
+        ((-1.0, 1.0), -3 * np.pi / 4),  # 5 pi / 4 before the wrap into [-pi, pi)
+    ],
+)
+def test_alignment_roi_turns_the_hips_to_head_direction_up(towards: tuple[float, float], rotation: float) -> None:
+    centre = np.array([100.0, 200.0])
+    roi = alignment_roi(centre, centre + 40.0 * np.array(towards))
+    assert roi.rotation == pytest.approx(rotation, abs=1e-12)
+    assert roi.size == pytest.approx(2 * 40.0 * np.hypot(*towards) * 1.25)
+    assert (roi.cx, roi.cy) == (100.0, 200.0)
+
+
+def test_alignment_roi_is_at_least_one_pixel() -> None:
+    assert alignment_roi(np.zeros(2), np.array([0.0, -0.1])).size == 1.0  # 2 x 0.1 x 1.25 = 0.25 -> 1
