@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +13,7 @@ import pytest
 import cpgait.export.pose_fp16 as pose_fp16
 from cpgait.errors import CpgaitError
 from cpgait.runtime.backends.model_file import model_kind
+from cpgait.runtime.backends.registry import RUNTIME_BACKENDS
 from cpgait.runtime.pose.catalog import POSE_NETWORKS, load_pose_model
 
 pytest.importorskip("onnxconverter_common", reason="the export extra (pip install -e '.[export]') converts to FP16")
@@ -93,16 +93,11 @@ def test_the_cli_writes_the_lite_networks(tmp_path: Path) -> None:
     assert model_kind(tmp_path / "blazepose_landmarks_lite.onnx") == "fp16"
 
 
-def _cuda_missing() -> str | None:
-    import onnxruntime as ort
-
-    if "CUDAExecutionProvider" not in ort.get_available_providers():
-        return "onnxruntime-gpu (CUDAExecutionProvider) is not installed"
-    return None
-
-
 @pytest.mark.gpu
-@pytest.mark.skipif(_cuda_missing() is not None, reason=str(_cuda_missing()))
+@pytest.mark.skipif(
+    RUNTIME_BACKENDS.unavailable_reason("ort-cuda") is not None,
+    reason=str(RUNTIME_BACKENDS.unavailable_reason("ort-cuda")),
+)
 def test_fp16_on_ort_cuda_finds_the_fp32_cpu_keypoints(fp16_folder: Path) -> None:
     image = cv2.imread(str(DATA / "messi5.jpg"))
     want = load_pose_model("blazepose", "ort-cpu")(image)
@@ -112,7 +107,9 @@ def test_fp16_on_ort_cuda_finds_the_fp32_cpu_keypoints(fp16_folder: Path) -> Non
 
 
 @pytest.mark.tensorrt
-@pytest.mark.skipif(importlib.util.find_spec("tensorrt") is None, reason="TensorRT is not installed (see GPU.md)")
+@pytest.mark.skipif(
+    RUNTIME_BACKENDS.unavailable_reason("trt") is not None, reason=str(RUNTIME_BACKENDS.unavailable_reason("trt"))
+)
 def test_fp16_engines_find_the_fp32_cpu_keypoints(fp16_folder: Path) -> None:
     image = cv2.imread(str(DATA / "messi5.jpg"))
     want = load_pose_model("blazepose", "ort-cpu")(image)
