@@ -3,6 +3,8 @@ with the batch functions, and accuracy against the synthetic generator's truth (
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -513,3 +515,15 @@ def test_missing_value_masks_tell_missing_from_zero() -> None:
     assert (inputs["gait_series"][1] == 1).all() and inputs["gait_series"][0] == pytest.approx(20.0 / 90, abs=1e-3)
     with pytest.raises(CpgaitError, match="unknown scalar feature 'nope_known'"):
         window_inputs(kp, "coco17_feet", FPS, (), ("nope_known",))
+
+
+@pytest.mark.parametrize(
+    "left,right,index",
+    [(0.6, 0.4, 40.0), (0.4, 0.6, 40.0), (1.0, 1.0, 0.0), (0.0, 0.0, None), (-1.0, 1.0, None)],
+)
+def test_symmetry_index_is_the_side_difference_over_the_sides_mean(left: float, right: float, index) -> None:
+    # |L - R| / ((L + R) / 2) x 100 (Robinson et al. 1987); undefined without a positive mean
+    from cpgait.runtime.gait.features import _si
+
+    got = _si(left, right)
+    assert math.isnan(got) if index is None else got == pytest.approx(index, rel=1e-12)
