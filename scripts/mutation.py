@@ -87,6 +87,9 @@ EQUIVALENT: dict[str, str] = {
         "`GaitSession.push` sets both classifier keys on every push, before the pipeline reads them"
         for n in (59, 61, 64, 68, 70, 73)
     },
+    "cpgait.runtime.gait.features.x__si__mutmut_16": '`float("NAN")` for `float("nan")`: Python reads both as NaN',
+    "cpgait.runtime.gait.features.x_heel_strikes__mutmut_60": "dtype None for int64: NumPy makes an array of "
+    "Python ints int64 on the 64-bit Linux this runs on",
     "cpgait.runtime.core.metrics.x_per_class_f1__mutmut_28": "`>= 0` for `> 0`: where the denominator is 0 so is tp, "
     "and 0/0 is NaN, the value the unmutated branch returns",
 }
