@@ -179,15 +179,15 @@ MUTANTS: list[tuple[str, str, str, str, str]] = [
     (
         "training: patience < -> <=",
         TRAIN,
-        'state["stale"] < config.patience',
-        'state["stale"] <= config.patience',
+        "self.epoch < epochs and self.stale < patience",
+        "self.epoch < epochs and self.stale <= patience",
         EARLY_STOP,
     ),
     (
         "training: an equal score counts as an improvement",
         TRAIN,
-        'if score > state["best_score"]:',
-        'if score >= state["best_score"]:',
+        'if record["val_macro_f1"] > self.best_score:',
+        'if record["val_macro_f1"] >= self.best_score:',
         EARLY_STOP,
     ),
     (

@@ -12,9 +12,8 @@ import copy
 import functools
 import os
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -252,6 +251,33 @@ def _epoch_seed(seed: int, epoch: int) -> int:
     return seed * 100_003 + epoch
 
 
+@dataclass
+class EpochLog:
+    """The epoch loop's bookkeeping: epochs run, the best validation macro-F1 and its epoch, epochs since it last
+    improved (early stopping) and one record per epoch; kept in an unfinished checkpoint to resume from."""
+
+    epoch: int = 0
+    best_score: float = -1.0
+    best_epoch: int = -1
+    stale: int = 0
+    history: list[dict] = field(default_factory=list)
+
+    def running(self, epochs: int, patience: int) -> bool:
+        """Another epoch is due: fewer than `epochs` run and fewer than `patience` in a row without improvement."""
+        return self.epoch < epochs and self.stale < patience
+
+    def add(self, record: dict) -> bool:
+        """Log the next epoch's `record` (with its `val_macro_f1`); True when it is the best so far (an equal score
+        is no improvement), whose weights the final checkpoint keeps."""
+        self.history.append(record)
+        self.epoch += 1
+        if record["val_macro_f1"] > self.best_score:
+            self.best_score, self.best_epoch, self.stale = record["val_macro_f1"], self.epoch, 0
+            return True
+        self.stale += 1
+        return False
+
+
 def _settings_mismatch(stored: dict, config: TrainConfig) -> list[str]:
     ours = asdict(config)
     return [
@@ -355,14 +381,14 @@ def train(
         model = model.to(dev)
         optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
-        state: dict[str, Any] = {"epoch": 0, "best_score": -1.0, "best_epoch": -1, "stale": 0, "history": []}
+        log = EpochLog()
         best_weights = copy.deepcopy(model.state_dict())
         if previous is not None:
             saved = previous.training["resume"]
             model.load_state_dict(saved["model"])
             optimizer.load_state_dict(saved["optimizer"])
             scheduler.load_state_dict(saved["scheduler"])
-            state = {k: saved[k] for k in state}
+            log = EpochLog(**{k: saved[k] for k in asdict(log)})
             best_weights = previous.state_dict
         augment = Augmentation() if config.augment else None
         split_subjects = {name: part.subjects for name, part in splits.items()}
@@ -371,10 +397,10 @@ def train(
             training = {
                 "settings": asdict(config),
                 "split": split_subjects,
-                "epochs_run": state["epoch"],
-                "best_epoch": state["best_epoch"],
-                "best_val_macro_f1": state["best_score"],
-                "history": state["history"],
+                "epochs_run": log.epoch,
+                "best_epoch": log.best_epoch,
+                "best_val_macro_f1": log.best_score,
+                "history": log.history,
                 "windows": {"train": len(train_set), "val": len(val_set)},
                 **({"init_skeleton_sha256": init_hash} if init_hash else {}),
                 **({"feature_ranking": feature_ranking} if feature_ranking else {}),
@@ -384,16 +410,16 @@ def train(
                     "model": copy.deepcopy(model.state_dict()),
                     "optimizer": optimizer.state_dict(),
                     "scheduler": scheduler.state_dict(),
-                    **state,
+                    **asdict(log),
                 }
             return Checkpoint(model_config, contract, best_weights, training)
 
         deterministic = torch.are_deterministic_algorithms_enabled()
         torch.use_deterministic_algorithms(True, warn_only=True)
-        task = progress.add_task("epochs", total=config.epochs, completed=state["epoch"], info="")
+        task = progress.add_task("epochs", total=config.epochs, completed=log.epoch, info="")
         try:
-            while state["epoch"] < config.epochs and state["stale"] < config.patience:
-                epoch = state["epoch"]
+            while log.running(config.epochs, config.patience):
+                epoch = log.epoch
                 rng = np.random.default_rng([config.seed, epoch])
                 torch.manual_seed(_epoch_seed(config.seed, epoch))
                 inputs = _epoch_inputs(train_set, contract, augment, rng)
@@ -404,23 +430,18 @@ def train(
                 probs = predict(model, val_set.inputs, 4 * config.batch_size, dev)
                 score = macro_f1(confusion_matrix(val_set.labels, probs.argmax(1), len(contract.class_names)))
                 record = {"epoch": epoch + 1, "loss": loss, "val_macro_f1": score, "lr": lr}
-                state["history"].append(record)
-                state["epoch"] = epoch + 1
-                if score > state["best_score"]:
-                    state.update(best_score=score, best_epoch=epoch + 1, stale=0)
+                if log.add(record):
                     best_weights = copy.deepcopy(model.state_dict())
-                else:
-                    state["stale"] += 1
                 checkpoint(finished=False).save(out, overwrite=True)
                 progress.update(
                     task,
-                    completed=state["epoch"],
+                    completed=log.epoch,
                     info=f"loss {record['loss']:.3f}  val macro-F1 {score:.3f}  "
-                    f"best {state['best_score']:.3f} @ {state['best_epoch']}",
+                    f"best {log.best_score:.3f} @ {log.best_epoch}",
                 )
                 if not console.is_terminal:  # a log file gets one line per epoch instead of the live bar
                     console.print(
-                        f"epoch {state['epoch']}/{config.epochs}: loss {record['loss']:.4f}, val macro-F1 {score:.4f}"
+                        f"epoch {log.epoch}/{config.epochs}: loss {record['loss']:.4f}, val macro-F1 {score:.4f}"
                     )
                 if on_epoch is not None:
                     on_epoch(record)
@@ -429,7 +450,7 @@ def train(
     final = checkpoint(finished=True)
     final.save(out, overwrite=True)
     console.print(
-        f"{out}: best val macro-F1 {state['best_score']:.3f} at epoch {state['best_epoch']} of {state['epoch']} "
+        f"{out}: best val macro-F1 {log.best_score:.3f} at epoch {log.best_epoch} of {log.epoch} "
         f"({len(train_set)} train / {len(val_set)} val windows; trained on "
         f"{'SYNTHETIC ' if contract.synthetic else ''}data)"
     )

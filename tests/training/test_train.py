@@ -17,7 +17,7 @@ from cpgait.runtime.core.layouts import COCO17
 from cpgait.runtime.gait.feature_bank import REGISTRY
 from cpgait.runtime.gait.features import SERIES_NAMES, with_masks
 from cpgait.training.synth import write_dataset
-from cpgait.training.train import TrainConfig, file_sha256, train
+from cpgait.training.train import EpochLog, TrainConfig, file_sha256, train
 
 TINY = dict(window=32, stride=16, epochs=3, batch_size=16, width=0.05, embed_dim=8, patience=10)
 TINY_ARGS = ["--window", "32", "--stride", "16", "--batch-size", "16", "--width", "0.05", "--device", "cpu"]
@@ -271,3 +271,16 @@ def test_early_stopping_and_the_best_epoch_restore(data: Path, tmp_path: Path, m
     assert not all(torch.equal(result.state_dict[k], v) for k, v in weights[3].items())  # training went on
     saved = load_checkpoint(tmp_path / "early.pt")
     assert all(torch.equal(saved.state_dict[k], v) for k, v in weights[1].items())
+
+
+def test_the_epoch_log_stops_after_patience_epochs_without_a_better_score() -> None:
+    log = EpochLog()
+    assert log.running(epochs=5, patience=2) and log.best_epoch == -1
+    improved = [log.add({"epoch": n + 1, "val_macro_f1": f}) for n, f in enumerate([0.0, 0.5, 0.5])]
+    assert improved == [True, True, False]  # 0.0 beats the start (-1); an equal score is no improvement
+    assert (log.epoch, log.best_epoch, log.best_score, log.stale) == (3, 2, 0.5, 1)
+    assert log.running(epochs=5, patience=2) and not log.running(epochs=3, patience=2)  # the epoch budget
+    assert log.add({"epoch": 4, "val_macro_f1": 0.4}) is False and log.stale == 2
+    assert not log.running(epochs=5, patience=2) and log.running(epochs=5, patience=3)  # patience spent
+    assert log.add({"epoch": 5, "val_macro_f1": 0.6}) is True and (log.stale, log.best_epoch) == (0, 5)
+    assert [r["epoch"] for r in log.history] == [1, 2, 3, 4, 5]
