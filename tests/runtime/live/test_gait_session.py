@@ -8,7 +8,7 @@ import pytest
 from session_fakes import FakeRunner, contract_for, walker
 
 from cpgait.errors import CpgaitError
-from cpgait.runtime.live.gait_session import ESTIMATE, NOT_ENOUGH, GaitSession
+from cpgait.runtime.live.gait_session import ESTIMATE, NOT_ENOUGH, GaitSession, SessionEstimate, WindowResult
 
 
 def test_session_says_not_enough_walking_until_a_full_valid_window() -> None:
@@ -67,3 +67,52 @@ def test_frames_without_the_legs_do_not_make_a_window() -> None:
 def test_session_rejects_what_does_not_fit_thecontract_for(make, match: str) -> None:
     with pytest.raises(CpgaitError, match=match):
         make(contract_for())
+
+
+NAMES = ("GMFCS I", "GMFCS II", "GMFCS III", "GMFCS IV")
+
+
+def test_a_window_result_as_an_event_line() -> None:
+    window = WindowResult(1.234567, 62, (0.1234567, 0.2, 0.3, 0.3765433), NAMES, 0.987654, {"cadence": 101.2})
+    assert window.to_json() == {
+        "type": "window",
+        "time_s": 1.2346,
+        "frame": 62,
+        "probabilities": {"GMFCS I": 0.12346, "GMFCS II": 0.2, "GMFCS III": 0.3, "GMFCS IV": 0.37654},
+        "class": "GMFCS IV",
+        "confidence": 0.37654,
+        "valid_fraction": 0.9877,
+        "features": {"cadence": 101.2},
+    }
+    with pytest.raises(ValueError, match=r"window probabilities \(0.5, 0.6, 0.0, 0.0\) are not a distribution"):
+        WindowResult(1.0, 1, (0.5, 0.6, 0.0, 0.0), NAMES, 1.0)
+
+
+def test_a_session_estimate_as_an_event_line() -> None:
+    probabilities = (0.6123456, 0.2, 0.1876544, 0.0)
+    estimate = SessionEstimate(ESTIMATE, 3, 58, 60, NAMES, probabilities, 2 / 3, (("no_leg_seen", 2),))
+    assert estimate.to_json() == {
+        "type": "session",
+        "state": "estimate",
+        "windows": 3,
+        "valid_frames": 58,
+        "frames_needed": 60,
+        "probabilities": {"GMFCS I": 0.61235, "GMFCS II": 0.2, "GMFCS III": 0.18765, "GMFCS IV": 0.0},
+        "class": "GMFCS I",
+        "confidence": round(0.6123456 * 2 / 3, 5),
+        "agreement": 0.6667,
+        "window_failures": {"no_leg_seen": 2},
+    }
+    waiting = SessionEstimate(NOT_ENOUGH, 0, 12, 60, NAMES).to_json()
+    assert waiting == {
+        "type": "session",
+        "state": "not enough walking yet",
+        "windows": 0,
+        "valid_frames": 12,
+        "frames_needed": 60,
+        "probabilities": None,
+        "class": None,
+        "confidence": None,
+        "agreement": None,
+        "window_failures": {},
+    }
