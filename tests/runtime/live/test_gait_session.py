@@ -3,6 +3,9 @@ and refusals of what does not fit the contract."""
 
 from __future__ import annotations
 
+import time
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from session_fakes import FakeRunner, contract_for, walker
@@ -62,11 +65,71 @@ def test_frames_without_the_legs_do_not_make_a_window() -> None:
         (lambda c: GaitSession(c, FakeRunner(c, [[0, 0, 0, 0]]), stride=0), "stride"),
         (lambda c: GaitSession(c, FakeRunner(c, [[0, 0, 0, 0]])).push(0.0, np.zeros((21, 3))), "shape"),
         (lambda c: GaitSession(c, FakeRunner(c, [[0, 0, 0, 0]]), min_valid_fraction=0), "valid fraction"),
+        (
+            lambda c: GaitSession(c, FakeRunner(c, [[0, 0, 0, 0]]), min_valid_fraction=1.5),
+            r"^minimum valid fraction 1.5; expected in \(0, 1\]$",
+        ),
+        (
+            lambda c: GaitSession(replace(c, feature_joints=("left_hip", "tail")), FakeRunner(c, [[0, 0, 0, 0]])),
+            r"^model: contract field feature_joints names \['tail'\], not joints of coco17$",
+        ),
+        (
+            lambda c: GaitSession(replace(c, scalar_features=("cadence", "wingspan", "tail")), FakeRunner(c, [[0]])),
+            r"^model: contract field scalar_features names 'wingspan', 'tail', which this runtime does not compute; "
+            r"expected one of its \d+ clinical or per-joint scalar names",
+        ),
+        (
+            lambda c: GaitSession(c, FakeRunner(replace(c, window=30), [[0, 0, 0, 0]])),
+            r"^model: the graph's input 'skeleton' has shape \(N, 3, 30, 17\) but contract field window implies "
+            r"\(N, 3, 60, 17\)$",
+        ),
+        (
+            lambda c: GaitSession(c, FakeRunner(replace(c, series_features=c.series_features[1:]), [[0, 0, 0, 0]])),
+            r"^model: the graph's input 'gait_series' has shape \(N, \d+, 60\) but contract field window / "
+            r"series_features implies \(N, \d+, 60\)$",
+        ),
+        (
+            lambda c: GaitSession(c, FakeRunner(replace(c, scalar_features=c.scalar_features[1:]), [[0, 0, 0, 0]])),
+            r"^model: the graph's input 'gait_scalars' has shape \(N, \d+\) but contract field scalar_features "
+            r"implies \(N, \d+\)$",
+        ),
+        (
+            lambda c: GaitSession(c, FakeRunner(c, [[0, 0, 0, 0]]), where="kiosk.onnx").push(0.0, np.ones(3)),
+            r"^session frame has shape \(3,\); the model's layout coco17 needs \(17, 3\)$",
+        ),
     ],
 )
 def test_session_rejects_what_does_not_fit_thecontract_for(make, match: str) -> None:
     with pytest.raises(CpgaitError, match=match):
         make(contract_for())
+
+
+def test_a_session_accepts_every_frame_valid_as_its_minimum() -> None:
+    contract = contract_for(window=20)
+    session = GaitSession(contract, FakeRunner(contract, [[1.0, 0, 0, 0]]), stride=5, min_valid_fraction=1.0)
+    windows = [w for k in range(30) if (w := session.push(k / 30, walker(k))) is not None]
+    assert [w.frame for w in windows] == [20, 25, 30] and windows[0].valid_fraction == 1.0
+
+
+def test_a_push_reports_its_feature_and_classifier_times() -> None:
+    class Slow(FakeRunner):
+        def _infer(self, feed):
+            time.sleep(0.03)
+            return super()._infer(feed)
+
+    contract = contract_for(window=20)
+    session = GaitSession(contract, Slow(contract, [[1.0, 0, 0, 0]]), stride=5)
+    for k in range(19):
+        session.push(k / 30, walker(k))
+    quiet = dict(session.last_timings_ns)
+    assert quiet["classifier"] == 0 and quiet["classifier_cpu"] == 0 and 0 < quiet["features"] < 30_000_000
+    window = session.push(19 / 30, walker(19))
+    timed = session.last_timings_ns
+    assert window is not None and timed["classifier"] >= 30_000_000  # the sleep, in wall time
+    assert 0 < timed["classifier_cpu"] < timed["classifier"] and 0 < timed["features"] < 30_000_000
+    # window scalars go out rounded to 4 decimals, and the window's frame count is the session's
+    assert all(v is None or v == round(v, 4) for v in window.features.values()) and window.frame == 20
+    assert session.estimate().frames_needed == 20 and session.estimate().windows == 1
 
 
 NAMES = ("GMFCS I", "GMFCS II", "GMFCS III", "GMFCS IV")
