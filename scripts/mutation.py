@@ -91,6 +91,16 @@ EQUIVALENT: dict[str, str] = {
     "cpgait.runtime.gait.features.x__si__mutmut_16": '`float("NAN")` for `float("nan")`: Python reads both as NaN',
     "cpgait.runtime.gait.features.x_heel_strikes__mutmut_60": "dtype None for int64: NumPy makes an array of "
     "Python ints int64 on the 64-bit Linux this runs on",
+    **{
+        f"cpgait.calibration.quantize.x_quantize__mutmut_{n}": "the name of a scratch folder or file inside a "
+        "private temporary folder: nothing else reads it"
+        for n in (10, 11, 12, 16, 17, 20, 21)
+    },
+    **{
+        f"cpgait.calibration.quantize.x_quantize__mutmut_{n}": "`if residual` always true: without residual Adds "
+        "(the ort recipe) every Add is excluded by name, so listing Add among the quantized op types changes nothing"
+        for n in (48, 77)
+    },
     "cpgait.runtime.core.metrics.x_per_class_f1__mutmut_28": "`>= 0` for `> 0`: where the denominator is 0 so is tp, "
     "and 0/0 is NaN, the value the unmutated branch returns",
 }

@@ -215,3 +215,54 @@ def test_the_tensorrt_recipe_quantizes_weighted_inputs_and_residual_skips_only(t
 def test_an_unknown_recipe_is_refused() -> None:
     with pytest.raises(CpgaitError, match="--recipe 'trt'; expected one of ort, tensorrt"):
         QuantizeSettings(recipe="trt")
+
+
+def test_the_quantized_file_says_how_it_was_made_and_keeps_each_property_once(tiny_onnx: Path, windows) -> None:
+    settings = QuantizeSettings(method="percentile", keep_float=("head",))
+    qdq = quantize(tiny_onnx, windows, settings)
+    keys = [p.key for p in qdq.metadata_props]
+    assert len(keys) == len(set(keys))  # the contract is not added twice where ONNX Runtime already kept it
+    source = {p.key: p.value for p in onnx.load(str(tiny_onnx)).metadata_props}
+    assert source.items() <= {p.key: p.value for p in qdq.metadata_props}.items()
+    made = json.loads(next(p.value for p in qdq.metadata_props if p.key == QUANT_METADATA_KEY))
+    assert made == {
+        "method": "percentile",
+        "windows": 48,
+        "origin": windows.origin,
+        "keep_float": ["head"],
+        "float_nodes": float_nodes(onnx.load(str(tiny_onnx)), ("head",)),
+        "per_channel": True,
+        "recipe": "ort",
+        "residual_adds": [],  # the ort recipe quantizes no Add itself
+    }
+
+
+def test_a_model_without_weighted_layers_is_refused(tmp_path: Path, tiny_onnx: Path, windows) -> None:
+    from onnx import TensorProto, helper
+
+    source = onnx.load(str(tiny_onnx))
+    mean = helper.make_node("ReduceMean", ["gait_scalars"], ["m"], keepdims=1, axes=[1])
+    logits = helper.make_node("Concat", ["m", "m", "m", "m"], ["logits"], axis=1)
+    graph = helper.make_graph(
+        [mean, logits],
+        "no_weights",
+        list(source.graph.input),
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [None, 4])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.metadata_props.extend(source.metadata_props)
+    onnx.save(model, tmp_path / "no_weights.onnx")
+    with pytest.raises(CpgaitError, match=r"no_weights.onnx: nothing was quantized \(every Conv/MatMul/Gemm kept"):
+        quantize(tmp_path / "no_weights.onnx", windows, QuantizeSettings(method="minmax"))
+
+
+def test_a_quantized_model_breaking_tensorrts_rules_is_refused_with_the_first_five(
+    tiny_onnx: Path, windows, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import cpgait.calibration.qdq_rules as rules
+
+    broken = rules.QdqReport(3, 3, tuple(f"rule {k}" for k in range(7)))
+    monkeypatch.setattr(rules, "check_qdq_model", lambda model: broken)
+    expected = "^the quantized model breaks TensorRT's Q/DQ rules: rule 0; rule 1; rule 2; rule 3; rule 4$"
+    with pytest.raises(CpgaitError, match=expected):
+        quantize(tiny_onnx, windows)
