@@ -3,9 +3,10 @@
 mutmut derives each mutant's module name from its file path, so it needs the package laid out as it is imported
 (`cpgait/runtime/...`), whereas this repository maps `cpgait.runtime` to `runtime/` (pyproject's package-dir).
 This script therefore stages a copy of the package as `src/cpgait/...` plus the tests in `.cache/mutation/`, runs
-`mutmut run` there on the mutants of `SCOPES` (whole modules, or the named functions of a large module), and writes
-the report: score per module, survivors with their diffs, and the survivors judged equivalent (`EQUIVALENT`) with
-the reason. Usage: `python scripts/mutation.py [--jobs N] [--only features.py ...]`.
+`mutmut run` there on the mutants of `SCOPES` (whole modules, or the named functions of a large module) one module at
+a time with that module's tests, and writes the report: score per module, survivors with their diffs, and the
+survivors judged equivalent (`EQUIVALENT`) with the reason. Usage: `python scripts/mutation.py [--jobs N] [--only
+features.py ...] [--report FILE]`.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import shutil
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import tomllib
@@ -188,9 +190,32 @@ def diff(name: str) -> str:
     return "\n".join(lines)
 
 
-def write_report(by_file: dict[str, dict[str, str]], seconds: float, command: str, path: Path) -> None:
+@dataclass(frozen=True)
+class ScopeResult:
+    """One module's run: each mutant's status, the diff of each survivor not judged equivalent, the run time."""
+
+    statuses: dict[str, str]
+    diffs: dict[str, str]
+    seconds: float
+
+
+def run_scope(file: str, jobs: int, tests_rev: str | None) -> ScopeResult:
+    """Stage, mutate and test one module's scope with only its own tests (a run over several modules at once
+    would give each mutant every test that touches its function: the metrics' mutants would train models)."""
+    start = time.perf_counter()
+    stage([file], tests_rev)
+    subprocess.run(
+        [sys.executable, "-m", "mutmut", "run", "--max-children", str(jobs), *patterns([file])], cwd=STAGE, check=True
+    )
+    statuses = results([file])[file]
+    gaps = [n for n, s in statuses.items() if s not in ("killed", "timeout") and n not in EQUIVALENT]
+    return ScopeResult(statuses, {n: diff(n) for n in gaps}, time.perf_counter() - start)
+
+
+def write_report(by_file: dict[str, ScopeResult], command: str, path: Path) -> None:
     rows, survivors = [], []
-    for f, statuses in by_file.items():
+    for f, result in by_file.items():
+        statuses = result.statuses
         counts = {s: list(statuses.values()).count(s) for s in set(statuses.values())}
         equivalent = [n for n, s in statuses.items() if s == "survived" and n in EQUIVALENT]
         killed = counts.get("killed", 0) + counts.get("timeout", 0)
@@ -199,18 +224,19 @@ def write_report(by_file: dict[str, dict[str, str]], seconds: float, command: st
         scope = "whole module" if SCOPES[f][0] == ("*",) else ", ".join(p.rstrip("_*") for p in SCOPES[f][0])
         rows.append(
             f"| {f} | {scope} | {len(statuses)} | {killed} | {counts.get('survived', 0) - len(equivalent)} | "
-            f"{len(equivalent)} | {counts.get('no tests', 0)} | {score:.1f} % |"
+            f"{len(equivalent)} | {counts.get('no tests', 0)} | {score:.1f} % | {result.seconds / 60:.0f} |"
         )
-        survivors += [(n, s) for n, s in statuses.items() if s not in ("killed", "timeout")]
+        survivors += [(n, s, result.diffs[n]) for n, s in statuses.items() if n in result.diffs]
+    minutes = sum(r.seconds for r in by_file.values()) / 60
     text = [
         "# Mutation testing of the core modules",
         "",
-        f"Made by `{command}` (mutmut, {time.strftime('%Y-%m-%d')}, {seconds / 60:.0f} min on this machine).",
-        "Score = killed (or timed out) / (mutants - survivors judged equivalent). Timeouts count as killed: the",
-        "mutant made a test hang (an infinite loop), which the suite reports as a failure.",
+        f"Made by `{command}` (mutmut, {time.strftime('%Y-%m-%d')}, {minutes:.0f} min on this machine, one module",
+        "at a time with its own tests). Score = killed (or timed out) / (mutants - survivors judged equivalent).",
+        "Timeouts count as killed: the mutant made a test hang (an infinite loop), which the suite reports as a failure.",
         "",
-        "| module | scope | mutants | killed | survived | equivalent | no tests | score |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| module | scope | mutants | killed | survived | equivalent | no tests | score | minutes |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
         *rows,
         "",
         "## Survivors judged equivalent",
@@ -220,9 +246,8 @@ def write_report(by_file: dict[str, dict[str, str]], seconds: float, command: st
         "## Other survivors (gaps in the tests)",
         "",
     ]
-    for name, status in survivors:
-        if name not in EQUIVALENT:
-            text += [f"`{name}` ({status}):", "```diff", diff(name), "```", ""]
+    for name, status, shown in survivors:
+        text += [f"`{name}` ({status}):", "```diff", shown, "```", ""]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(text).rstrip() + "\n")
 
@@ -233,23 +258,17 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", default=None, help="files (e.g. gate.py, bench/pipeline.py) to run")
     parser.add_argument("--tests-rev", default=None, help="score the tests of this git revision instead")
     parser.add_argument("--report", type=Path, default=REPORT, help="where to write the report")
-    parser.add_argument("--report-only", action="store_true", help="rewrite the report from the last run")
     args = parser.parse_args()
     files = [f for f in SCOPES if not args.only or any(f == o or f.endswith(f"/{o}") for o in args.only)]
     unknown = [o for o in args.only or () if not any(f == o or f.endswith(f"/{o}") for f in SCOPES)]
     if unknown:
         parser.error(f"--only {unknown}: expected some of {list(SCOPES)}")
-    timing = STAGE / "run.json"
-    if not args.report_only:
-        start = time.perf_counter()
-        stage(files, args.tests_rev)
-        run = [sys.executable, "-m", "mutmut", "run", "--max-children", str(args.jobs), *patterns(files)]
-        subprocess.run(run, cwd=STAGE, check=True)
-        timing.write_text(json.dumps({"seconds": time.perf_counter() - start, "argv": sys.argv[1:]}))
-    argv = [a for a in json.loads(timing.read_text())["argv"] if a != "--report-only"]
-    command = " ".join(["python scripts/mutation.py", *argv]) if argv else "make mutation"
-    write_report(results(files), json.loads(timing.read_text())["seconds"], command, args.report)
-    print(f"wrote {args.report}")
+    command = " ".join(["python scripts/mutation.py", *sys.argv[1:]]) if sys.argv[1:] else "make mutation"
+    done: dict[str, ScopeResult] = {}
+    for file in files:  # the report is rewritten after each module: a long run that is stopped keeps what it did
+        done[file] = run_scope(file, args.jobs, args.tests_rev)
+        write_report(done, command, args.report)
+        print(f"wrote {args.report} ({len(done)} of {len(files)} modules)", flush=True)
 
 
 if __name__ == "__main__":
