@@ -56,7 +56,8 @@ system-packages:
 		--no-install-recommends $(SYSTEM_PACKAGES)
 
 # Mutation testing of the core modules with mutmut (scripts/mutation.py; not part of `make test`): scores and
-# surviving mutants in docs/mutation/report.md. CPU-heavy: hours for every scope on 2 busy cores; `--only FILE`
+# surviving mutants in docs/mutation/report.md. CPU-heavy: one module at a time, about 35 min for every scope on 2
+# idle cores (docs/mutation/README.md); `--only FILE`
 # runs one module's scope (e.g. `$(BIN)/python scripts/mutation.py --only gate.py`).
 mutation: $(STAMP)
 	$(BIN)/pip install -q -e ".[mutation]"
