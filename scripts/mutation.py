@@ -121,10 +121,10 @@ def _extract(rev: str, paths: list[str], into: Path) -> None:
     subprocess.run(["tar", "-x", "-C", str(into)], input=archive.stdout, check=True)
 
 
-def stage(files: list[str], tests_rev: str | None) -> None:
+def stage(file: str, tests_rev: str | None) -> None:
     """A fresh `.cache/mutation`: the committed (HEAD) package as `src/cpgait/...`, the way it is imported, the
     tests of HEAD (or of git revision `tests_rev`, e.g. to score the tests before a change), and mutmut's
-    configuration for `files`. Committed files only: edits in the work tree during a run cannot leak in."""
+    configuration for `file`. Committed files only: edits in the work tree during a run cannot leak in."""
     shutil.rmtree(STAGE, ignore_errors=True)  # (a killed run may leave files behind: staging overwrites them)
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())
     package_dir = config["tool"]["setuptools"]["package-dir"]
@@ -135,8 +135,8 @@ def stage(files: list[str], tests_rev: str | None) -> None:
         shutil.copytree(head / folder, STAGE / "src" / package.replace(".", "/"), dirs_exist_ok=True)
     shutil.rmtree(head)
     _extract(tests_rev or "HEAD", ["tests"], STAGE)
-    only = [f"src/{module_of(p).replace('.', '/')}.py" for p in files]
-    tests = sorted({t for f in files for t in SCOPES[f][1]})
+    only = [f"src/{module_of(file).replace('.', '/')}.py"]
+    tests = list(SCOPES[file][1])
     pytest_ini = config["tool"]["pytest"]["ini_options"]
     lines = [
         "[tool.pytest.ini_options]",
@@ -161,25 +161,23 @@ def stage(files: list[str], tests_rev: str | None) -> None:
         shutil.copy2(clip, STAGE / "mutants" / ".cache" / "demo.mp4")
 
 
-def patterns(files: list[str]) -> list[str]:
-    return [f"{module_of(f)}.{p}" for f in files for p in SCOPES[f][0]]
+def patterns(file: str) -> list[str]:
+    """mutmut's names of the mutants in `file`'s scope."""
+    return [f"{module_of(file)}.{p}" for p in SCOPES[file][0]]
 
 
-def results(files: list[str]) -> dict[str, dict[str, str]]:
-    """file -> {mutant name: status} for the mutants in scope."""
+def results(file: str) -> dict[str, str]:
+    """{mutant name: status} for the mutants in `file`'s scope, from the staged run."""
     from mutmut.stats import status_by_exit_code
 
-    out = {}
-    for f in files:
-        meta = STAGE / "mutants" / "src" / (module_of(f).replace(".", "/") + ".py.meta")
-        codes = json.loads(meta.read_text())["exit_code_by_key"] if meta.exists() else {}
-        wanted = [f"{module_of(f)}.{p}" for p in SCOPES[f][0]]
-        out[f] = {
-            name: status_by_exit_code[code]
-            for name, code in sorted(codes.items())
-            if any(fnmatch.fnmatch(name, w) for w in wanted)
-        }
-    return out
+    meta = STAGE / "mutants" / "src" / (module_of(file).replace(".", "/") + ".py.meta")
+    codes = json.loads(meta.read_text())["exit_code_by_key"] if meta.exists() else {}
+    wanted = patterns(file)
+    return {
+        name: status_by_exit_code[code]
+        for name, code in sorted(codes.items())
+        if any(fnmatch.fnmatch(name, w) for w in wanted)
+    }
 
 
 def diff(name: str) -> str:
@@ -203,11 +201,11 @@ def run_scope(file: str, jobs: int, tests_rev: str | None) -> ScopeResult:
     """Stage, mutate and test one module's scope with only its own tests (a run over several modules at once
     would give each mutant every test that touches its function: the metrics' mutants would train models)."""
     start = time.perf_counter()
-    stage([file], tests_rev)
+    stage(file, tests_rev)
     subprocess.run(
-        [sys.executable, "-m", "mutmut", "run", "--max-children", str(jobs), *patterns([file])], cwd=STAGE, check=True
+        [sys.executable, "-m", "mutmut", "run", "--max-children", str(jobs), *patterns(file)], cwd=STAGE, check=True
     )
-    statuses = results([file])[file]
+    statuses = results(file)
     gaps = [n for n, s in statuses.items() if s not in ("killed", "timeout") and n not in EQUIVALENT]
     return ScopeResult(statuses, {n: diff(n) for n in gaps}, time.perf_counter() - start)
 
