@@ -31,6 +31,26 @@ def fp16_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
+@pytest.fixture(scope="module")
+def image() -> np.ndarray:
+    return cv2.imread(str(DATA / "messi5.jpg"))
+
+
+@pytest.fixture(scope="module")
+def fp32_keypoints(image: np.ndarray) -> np.ndarray:
+    """The shipped FP32 pipeline's keypoints on the sample still (ONNX Runtime CPU): what FP16 must reproduce."""
+    want = load_pose_model("blazepose", "ort-cpu")(image)
+    assert want is not None
+    return want.keypoints
+
+
+def _pixel_error(image: np.ndarray, backend: str, models: Path, fp32_keypoints: np.ndarray) -> np.ndarray:
+    """Per-keypoint distance (image px) between the pipeline on `backend` with the networks in `models` and FP32."""
+    got = load_pose_model("blazepose", backend, models=models)(image)
+    assert got is not None
+    return np.hypot(*(got.keypoints[:, :2] - fp32_keypoints[:, :2]).T)
+
+
 def test_the_files_compute_in_fp16_with_fp32_inputs_and_outputs(fp16_folder: Path) -> None:
     import onnx
 
@@ -41,12 +61,10 @@ def test_the_files_compute_in_fp16_with_fp32_inputs_and_outputs(fp16_folder: Pat
         assert {v.type.tensor_type.elem_type for v in io} == {onnx.TensorProto.FLOAT}, name
 
 
-def test_the_fp16_pipeline_finds_the_fp32_keypoints(fp16_folder: Path) -> None:
-    image = cv2.imread(str(DATA / "messi5.jpg"))
-    want = load_pose_model("blazepose", "ort-cpu")(image)
-    got = load_pose_model("blazepose", "ort-cpu", models=fp16_folder)(image)
-    assert want is not None and got is not None
-    error = np.hypot(*(got.keypoints[:, :2] - want.keypoints[:, :2]).T)
+def test_the_fp16_pipeline_finds_the_fp32_keypoints(
+    fp16_folder: Path, image: np.ndarray, fp32_keypoints: np.ndarray
+) -> None:
+    error = _pixel_error(image, "ort-cpu", fp16_folder, fp32_keypoints)
     assert np.median(error) < 0.5 and error.max() < 3.0, error  # image pixels (measured: well under 1 px)
 
 
@@ -98,24 +116,21 @@ def test_the_cli_writes_the_lite_networks(tmp_path: Path) -> None:
     RUNTIME_BACKENDS.unavailable_reason("ort-cuda") is not None,
     reason=str(RUNTIME_BACKENDS.unavailable_reason("ort-cuda")),
 )
-def test_fp16_on_ort_cuda_finds_the_fp32_cpu_keypoints(fp16_folder: Path) -> None:
-    image = cv2.imread(str(DATA / "messi5.jpg"))
-    want = load_pose_model("blazepose", "ort-cpu")(image)
-    got = load_pose_model("blazepose", "ort-cuda", models=fp16_folder)(image)
-    assert want is not None and got is not None
-    assert np.median(np.hypot(*(got.keypoints[:, :2] - want.keypoints[:, :2]).T)) < 1.0
+def test_fp16_on_ort_cuda_finds_the_fp32_cpu_keypoints(
+    fp16_folder: Path, image: np.ndarray, fp32_keypoints: np.ndarray
+) -> None:
+    assert np.median(_pixel_error(image, "ort-cuda", fp16_folder, fp32_keypoints)) < 1.0
 
 
 @pytest.mark.tensorrt
 @pytest.mark.skipif(
     RUNTIME_BACKENDS.unavailable_reason("trt") is not None, reason=str(RUNTIME_BACKENDS.unavailable_reason("trt"))
 )
-def test_fp16_engines_find_the_fp32_cpu_keypoints(fp16_folder: Path) -> None:
-    image = cv2.imread(str(DATA / "messi5.jpg"))
-    want = load_pose_model("blazepose", "ort-cpu")(image)
-    got = load_pose_model("blazepose", "trt", models=fp16_folder)(image)  # engines built from the files' FP16
-    assert want is not None and got is not None
-    assert np.median(np.hypot(*(got.keypoints[:, :2] - want.keypoints[:, :2]).T)) < 1.0
+def test_fp16_engines_find_the_fp32_cpu_keypoints(
+    fp16_folder: Path, image: np.ndarray, fp32_keypoints: np.ndarray
+) -> None:
+    # engines built at the files' precision, FP16
+    assert np.median(_pixel_error(image, "trt", fp16_folder, fp32_keypoints)) < 1.0
 
 
 @pytest.mark.parametrize("verb", ["pose", "run"])
