@@ -3,6 +3,7 @@ and a stick figure walking at 1 Hz strides."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 
 import numpy as np
@@ -45,6 +46,18 @@ class FakeRunner(Runner):
         out = np.array([self.logits[self.calls % len(self.logits)]], dtype=np.float32)
         self.calls += 1
         return {self.contract.output_name: out}
+
+
+class SlowRunner(FakeRunner):
+    """A `FakeRunner` that takes `seconds` per call (asleep: wall time, almost no CPU time)."""
+
+    def __init__(self, contract: ModelContract, logits: list[list[float]], seconds: float) -> None:
+        super().__init__(contract, logits)
+        self.seconds = seconds
+
+    def _infer(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        time.sleep(self.seconds)
+        return super()._infer(feed)
 
 
 def walker(k: int, fps: float = 30.0, x0: float = 900.0) -> np.ndarray:

@@ -3,12 +3,11 @@ and refusals of what does not fit the contract."""
 
 from __future__ import annotations
 
-import time
 from dataclasses import replace
 
 import numpy as np
 import pytest
-from session_fakes import FakeRunner, contract_for, walker
+from session_fakes import FakeRunner, SlowRunner, contract_for, walker
 
 from cpgait.errors import CpgaitError
 from cpgait.runtime.live.gait_session import ESTIMATE, NOT_ENOUGH, GaitSession, SessionEstimate, WindowResult
@@ -112,13 +111,8 @@ def test_a_session_accepts_every_frame_valid_as_its_minimum() -> None:
 
 
 def test_a_push_reports_its_feature_and_classifier_times() -> None:
-    class Slow(FakeRunner):
-        def _infer(self, feed):
-            time.sleep(0.03)
-            return super()._infer(feed)
-
     contract = contract_for(window=20)
-    session = GaitSession(contract, Slow(contract, [[1.0, 0, 0, 0]]), stride=5)
+    session = GaitSession(contract, SlowRunner(contract, [[1.0, 0, 0, 0]], 0.03), stride=5)
     for k in range(19):
         session.push(k / 30, walker(k))
     quiet = dict(session.last_timings_ns)

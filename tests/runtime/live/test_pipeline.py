@@ -14,7 +14,7 @@ import cv2
 import jsonschema
 import numpy as np
 import pytest
-from session_fakes import LEGS, FakeRunner, contract_for, walker
+from session_fakes import LEGS, FakeRunner, SlowRunner, contract_for, walker
 
 from cpgait.errors import CpgaitError
 from cpgait.runtime.app.record import record_sequence
@@ -310,18 +310,6 @@ def test_the_last_finished_session_stands_while_the_next_has_no_window(tmp_path:
     assert pipeline.session.estimate().windows == 0
     assert summary.estimate is pipeline.last_estimate and summary.estimate.windows == 5
     assert summary.estimate.class_name == "GMFCS III" and summary.estimate.agreement == 1.0
-
-
-class SlowRunner(FakeRunner):
-    """A classifier that takes `seconds` per call (asleep: wall time, almost no CPU time)."""
-
-    def __init__(self, contract: ModelContract, logits: list[list[float]], seconds: float) -> None:
-        super().__init__(contract, logits)
-        self.seconds = seconds
-
-    def _infer(self, feed):
-        time.sleep(self.seconds)
-        return super()._infer(feed)
 
 
 class RecordingSession(GaitSession):
